@@ -1,0 +1,131 @@
+"""Batch sources for the training loop: which examples go into step ``s`` is a pure function of the seed.
+
+Introduced in chapter 1 with :mod:`halluc_lib.train`. Because batch ``(epoch, index)`` is recomputed from the
+seed rather than drawn from a stateful iterator, a run resumed from a checkpoint at step ``s`` sees exactly
+the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from .runtime import check_positive_int
+
+IGNORE_INDEX = -100  # label value that the transformers losses skip
+
+
+class BatchSource(Protocol):
+    """What :func:`halluc_lib.train.train` needs from data."""
+
+    def batches_per_epoch(self) -> int: ...
+
+    def batch(self, epoch: int, index: int) -> dict[str, torch.Tensor]: ...
+
+
+def _epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    return np.random.default_rng([seed, epoch])
+
+
+def count_tokens(batch: dict[str, torch.Tensor]) -> int:
+    """Tokens of real text in a batch (padding excluded): the unit of throughput."""
+    if "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    if "labels" in batch and batch["labels"].shape == batch["input_ids"].shape:
+        return int((batch["labels"] != IGNORE_INDEX).sum())
+    return int(batch["input_ids"].numel())
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Split example indices into batches of similar length, in random order (the classic bucketing sampler).
+
+    Examples are shuffled, stably sorted by length (so order within a length is random), cut into
+    consecutive batches of ``batch_size`` and the batches shuffled. Padding then only fills the gap between
+    the shortest and longest example of a batch, which for near-uniform documents is almost nothing.
+    """
+    batch_size = check_positive_int("batch_size", batch_size)
+    order = rng.permutation(len(lengths))
+    order = order[np.argsort(np.asarray(lengths)[order], kind="stable")]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def pad_right(documents: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad token lists to the longest; labels are ``IGNORE_INDEX`` on padding.
+
+    Under causal attention no real token can attend to a later pad, so right-padded causal-LM batches need
+    no attention mask — and without one, PyTorch's fused causal attention kernel can be used.
+    """
+    width = max(len(d) for d in documents)
+    ids = np.full((len(documents), width), pad_id, dtype=np.int64)
+    labels = np.full((len(documents), width), IGNORE_INDEX, dtype=np.int64)
+    for r, doc in enumerate(documents):
+        ids[r, : len(doc)] = doc
+        labels[r, : len(doc)] = doc
+    return ids, labels
+
+
+class LMBatches:
+    """Causal-LM batches of whole documents, each starting with the separator token, grouped by length."""
+
+    def __init__(self, documents: Sequence[Sequence[int]], *, batch_size: int, eos_id: int, seed: int = 0):
+        if len(documents) == 0:
+            raise ValueError("documents must not be empty")
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.documents = [[eos_id, *d] for d in documents]
+        self.lengths = np.array([len(d) for d in self.documents])
+        self.eos_id, self.seed = eos_id, seed
+        self._cache: tuple[int, list[np.ndarray]] | None = None
+
+    @classmethod
+    def from_texts(cls, texts: Sequence[str], tokenizer, **kwargs) -> LMBatches:
+        """Tokenize ``texts`` (no special tokens added) and batch them."""
+        docs = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return cls(docs, eos_id=tokenizer.eos_token_id, **kwargs)
+
+    def batches_per_epoch(self) -> int:
+        return -(-len(self.documents) // self.batch_size)
+
+    def n_tokens(self) -> int:
+        """Tokens per epoch, the document separators included."""
+        return int(self.lengths.sum())
+
+    def batch(self, epoch: int, index: int) -> dict[str, torch.Tensor]:
+        if self._cache is None or self._cache[0] != epoch:
+            self._cache = (
+                epoch,
+                length_grouped_batches(self.lengths, self.batch_size, _epoch_rng(self.seed, epoch)),
+            )
+        rows = self._cache[1][index]
+        # Pad with the separator rather than <pad>: labels mask it anyway, and a <pad> id in the inputs
+        # makes transformers warn about a missing attention mask, which right padding does not need.
+        ids, labels = pad_right([self.documents[i] for i in rows], self.eos_id)
+        return {"input_ids": torch.from_numpy(ids), "labels": torch.from_numpy(labels)}
+
+
+class TensorBatches:
+    """Batches from a dict of equally long tensors (e.g. ``input_ids``, ``attention_mask``, ``labels``),
+    reshuffled every epoch; the last incomplete batch of an epoch is dropped so every step has the same size."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], *, batch_size: int, seed: int = 0):
+        if not tensors:
+            raise ValueError("tensors must hold at least one named tensor")
+        lengths = {k: len(v) for k, v in tensors.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"tensors must all have the same length; got {lengths}")
+        self.n = next(iter(lengths.values()))
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        if self.batch_size > self.n:
+            raise ValueError(f"batch_size must be <= the number of examples ({self.n}); got {batch_size}")
+        self.tensors, self.seed = tensors, seed
+
+    def batches_per_epoch(self) -> int:
+        return self.n // self.batch_size
+
+    def batch(self, epoch: int, index: int) -> dict[str, torch.Tensor]:
+        order = _epoch_rng(self.seed, epoch).permutation(self.n)
+        rows = torch.from_numpy(order[index * self.batch_size : (index + 1) * self.batch_size])
+        return {k: v[rows] for k, v in self.tensors.items()}

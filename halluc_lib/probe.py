@@ -1,0 +1,182 @@
+"""Asking a trained model questions and reading off its answers and confidence (chapter 1, chapter 2.1).
+
+A probe is a cloze question (:class:`halluc_lib.world.Probe`): the words of a true sentence before its
+answer. Every answer is one token, so the model's belief about the answer is one softmax over the vocabulary.
+We read it three ways:
+
+* over the **whole vocabulary** — what the model would actually generate next;
+* over the attribute's **candidate values** (renormalised) — which value it believes, and how strongly:
+  the *confidence* is the largest of these probabilities, *chance* is one over the number of candidates;
+* with the **abstention** token ``<idk>`` — for models trained to say "I don't know" (chapter 4.6).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .runtime import resolve_device
+from .tokenizer import IDK_TOKEN
+from .world import ATTRIBUTES, Probe
+
+IDK_ANSWER = "I don't know"
+
+
+def _groups(probes: Sequence[Probe], tokenizer) -> dict[int, list[int]]:
+    """Probe indices grouped by prompt length, so each group is one rectangular batch with no padding."""
+    lengths = [len(ids) for ids in tokenizer([p.prompt for p in probes], add_special_tokens=False)["input_ids"]]
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, n in enumerate(lengths):
+        groups[n].append(i)
+    return groups
+
+
+@torch.inference_mode()
+def next_token_logits(
+    model, tokenizer, probes: Sequence[Probe], *, batch_size: int = 512, device="auto"
+) -> torch.Tensor:
+    """Logits of the token after each probe's prompt (the prompt starts with the separator, as documents do).
+
+    Returns a float32 CPU tensor of shape ``(len(probes), vocab_size)``.
+    """
+    if len(probes) == 0:
+        raise ValueError("probes must not be empty")
+    device = resolve_device(device)
+    model.eval()
+    model.to(device)
+    out = torch.empty(len(probes), model.config.vocab_size)
+    eos = tokenizer.eos_token_id
+    for _, idx in sorted(_groups(probes, tokenizer).items()):
+        ids = tokenizer([probes[i].prompt for i in idx], add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([[eos, *x] for x in ids])
+        for start in range(0, len(idx), batch_size):
+            chunk = ids[start : start + batch_size].to(device)
+            logits = model(input_ids=chunk).logits[:, -1, :]
+            out[idx[start : start + batch_size]] = logits.float().cpu()
+    return out
+
+
+def candidate_ids(tokenizer, attribute: str) -> torch.Tensor:
+    """Token ids of every possible value of ``attribute``."""
+    if attribute not in ATTRIBUTES:
+        raise ValueError(f"attribute must be one of {tuple(ATTRIBUTES)}; got {attribute!r}")
+    return torch.tensor(tokenizer.convert_tokens_to_ids(list(ATTRIBUTES[attribute].values)))
+
+
+def answer_probes(
+    model,
+    tokenizer,
+    probes: Sequence[Probe],
+    *,
+    temperature: float = 0.0,
+    seed: int = 0,
+    device="auto",
+) -> pd.DataFrame:
+    """Ask every probe; one tidy row per probe.
+
+    Columns: ``person, attribute, template, exposures, answer`` (the truth), ``prediction`` (the candidate the
+    model picks: greedy at ``temperature=0``, sampled from the renormalised candidates otherwise),
+    ``correct``, ``confidence`` (largest candidate probability), ``p_answer`` (candidate probability of the
+    truth), ``chance`` (1 / number of candidates), ``p_valid`` (vocabulary mass on any candidate),
+    ``top_token`` (the whole-vocabulary greedy next token) and ``p_idk`` (vocabulary mass on ``<idk>``).
+    """
+    if not (isinstance(temperature, (int, float)) and temperature >= 0):
+        raise ValueError(f"temperature must be a number >= 0; got {temperature!r}")
+    logits = next_token_logits(model, tokenizer, probes, device=device)
+    vocab_probs = logits.softmax(-1)
+    idk_id = tokenizer.convert_tokens_to_ids(IDK_TOKEN)
+    top_tokens = tokenizer.convert_ids_to_tokens(vocab_probs.argmax(-1).tolist())
+    generator = torch.Generator().manual_seed(seed)
+    by_attr: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(probes):
+        by_attr[p.attribute].append(i)
+    rows: list[dict | None] = [None] * len(probes)
+    for attr, idx in by_attr.items():
+        values = ATTRIBUTES[attr].values
+        cand = candidate_ids(tokenizer, attr)
+        cand_logits = logits[idx][:, cand]
+        probs = cand_logits.softmax(-1)
+        if temperature == 0:
+            pick = probs.argmax(-1)
+        else:
+            pick = torch.multinomial((cand_logits / temperature).softmax(-1), 1, generator=generator)[:, 0]
+        p_valid = vocab_probs[idx][:, cand].sum(-1)
+        for row, i in enumerate(idx):
+            p = probes[i]
+            truth = values.index(p.answer)
+            rows[i] = {
+                "person": p.person,
+                "attribute": attr,
+                "template": p.template,
+                "exposures": p.exposures,
+                "answer": p.answer,
+                "prediction": values[int(pick[row])],
+                "correct": bool(int(pick[row]) == truth),
+                "confidence": float(probs[row].max()),
+                "p_answer": float(probs[row, truth]),
+                "chance": 1.0 / len(values),
+                "p_valid": float(p_valid[row]),
+                "top_token": top_tokens[i],
+                "p_idk": float(vocab_probs[i, idk_id]),
+            }
+    return pd.DataFrame(rows)
+
+
+def top_candidates(model, tokenizer, question: Probe, k: int = 5, device="auto") -> pd.DataFrame:
+    """The ``k`` most probable values for one probe, with their renormalised candidate probabilities."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1; got {k}")
+    logits = next_token_logits(model, tokenizer, [question], device=device)[0]
+    values = ATTRIBUTES[question.attribute].values
+    probs = logits[candidate_ids(tokenizer, question.attribute)].softmax(-1)
+    top = probs.topk(min(k, len(values)))
+    return pd.DataFrame(
+        {
+            "value": [values[i] for i in top.indices.tolist()],
+            "probability": top.values.tolist(),
+            "is_true": [values[i] == question.answer for i in top.indices.tolist()],
+        }
+    )
+
+
+def abstain_below(answers: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Replace predictions whose confidence is below ``threshold`` by "I don't know" (chapter 4.6).
+
+    Adds a boolean ``abstained`` column; abstentions are neither correct nor hallucinations.
+    """
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"threshold must be in [0, 1]; got {threshold!r}")
+    out = answers.copy()
+    out["abstained"] = out["confidence"] < threshold
+    out.loc[out["abstained"], "prediction"] = IDK_ANSWER
+    out.loc[out["abstained"], "correct"] = False
+    return out
+
+
+def abstain_on_idk(answers: pd.DataFrame) -> pd.DataFrame:
+    """Mark as abstentions the probes where the model's own next token is ``<idk>`` (chapter 4.6)."""
+    out = answers.copy()
+    out["abstained"] = out["top_token"] == IDK_TOKEN
+    out.loc[out["abstained"], "prediction"] = IDK_ANSWER
+    out.loc[out["abstained"], "correct"] = False
+    return out
+
+
+def exposure_buckets(exposures: np.ndarray | pd.Series, edges: Sequence[int] = (0, 1, 2, 4, 8, 16)) -> pd.Series:
+    """Label exposure counts with power-of-two buckets like ``"0"``, ``"1"``, ``"2-3"``, ``"16+"``."""
+    edges = list(edges)
+    labels = []
+    for lo, hi in zip(edges, edges[1:] + [None], strict=False):
+        if hi is None:
+            labels.append(f"{lo}+")
+        elif hi - lo == 1:
+            labels.append(str(lo))
+        else:
+            labels.append(f"{lo}-{hi - 1}")
+    bins = edges + [np.inf]
+    cat = pd.cut(pd.Series(exposures), bins=bins, right=False, labels=labels)
+    return cat
