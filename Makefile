@@ -13,7 +13,6 @@ STAMP := $(VENV)/.installed
 # pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 export PATH := $(abspath $(BIN)):$(PATH)
-export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 # Trained-model cache used by the pages; a fresh folder per `make test` so CI always trains.
 export HALLUC_CACHE := $(abspath _build/cache)
