@@ -38,14 +38,24 @@ def _model(tok, seed: int):
     return models.tiny_gpt(tok)
 
 
+def _log_every(steps: int) -> int:
+    """A log interval that divides ``steps``, so the mean of the logged windows is the mean over all steps."""
+    return next(d for d in (25, 10, 5, 1) if steps % d == 0)
+
+
 def run_ours(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int) -> dict:
     """Throughput of :func:`halluc_lib.train.train` on these documents."""
     batches = batching.LMBatches(docs, batch_size=batch_size, eos_id=tok.eos_token_id, seed=seed)
-    config = TrainConfig(steps=steps, lr=lr, log_every=max(1, steps // 4), seed=seed)
+    config = TrainConfig(steps=steps, lr=lr, log_every=_log_every(steps), seed=seed)
     start = time.perf_counter()
     result = train(_model(tok, seed), batches, config, device="cpu", progress=False)
     wall = time.perf_counter() - start
-    return {"loop": "halluc_lib.train", "tokens": result.tokens, "seconds": wall, "final_loss": result.history.loss.iloc[-1]}
+    return {
+        "loop": "halluc_lib.train",
+        "tokens": result.tokens,
+        "seconds": wall,
+        "mean_loss": result.history.loss.mean(),
+    }
 
 
 def run_trainer(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int) -> dict:
@@ -71,7 +81,7 @@ def run_trainer(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int)
             lr_scheduler_type="cosine",
             warmup_steps=int(0.05 * steps),
             max_grad_norm=1.0,
-            logging_steps=max(1, steps // 4),
+            logging_steps=_log_every(steps),
             save_strategy="no",
             report_to=[],
             use_cpu=True,
@@ -83,10 +93,17 @@ def run_trainer(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int)
         start = time.perf_counter()
         output = trainer.train()
         wall = time.perf_counter() - start
-    return {"loop": "transformers.Trainer", "tokens": counted["tokens"], "seconds": wall, "final_loss": output.training_loss}
+    return {
+        "loop": "transformers.Trainer",
+        "tokens": counted["tokens"],
+        "seconds": wall,
+        "mean_loss": output.training_loss,
+    }
 
 
-def benchmark(steps: int = 150, batch_size: int = 64, repeats: int = 2, lr: float = 3e-3, seed: int = 0) -> pd.DataFrame:
+def benchmark(
+    steps: int = 100, batch_size: int = 64, repeats: int = 3, lr: float = 3e-3, seed: int = 0
+) -> pd.DataFrame:
     """Alternate the two loops ``repeats`` times each; one row per run with tokens/s."""
     runtime.check_positive_int("steps", steps)
     runtime.check_positive_int("batch_size", batch_size)
@@ -115,9 +132,9 @@ def summarize(rows: pd.DataFrame) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m halluc_lib.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     runtime.set_threads()
     rows = benchmark(steps=args.steps, batch_size=args.batch_size, repeats=args.repeats)
