@@ -126,6 +126,8 @@ def stage(site: Path = BUILD / "site", executed: Path = BUILD / "executed", root
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(root / name, site / name)
     shutil.copytree(root / "book", site / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_build"))
+    # pages quote library code with {literalinclude} ../halluc_lib/...: the sources travel with the book
+    shutil.copytree(root / "halluc_lib", site / "halluc_lib", ignore=shutil.ignore_patterns("__pycache__"))
     for nb in notebooks(root):
         done = executed / nb.relative_to(root)
         if not done.exists():

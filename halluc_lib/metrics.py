@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .goodturing import good_turing_estimate
+
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial rate: honest near 0 and 1, where the normal interval is not."""
@@ -118,8 +120,7 @@ def monofact_rate(observations: Iterable[Hashable]) -> float:
 
     Kalai & Vempala (2023) show a calibrated model must hallucinate on about this fraction of facts.
     """
-    counts = Counter(observations)
-    n = sum(counts.values())
-    if n == 0:
+    counts = np.fromiter(Counter(observations).values(), dtype=np.int64)
+    if counts.size == 0:
         raise ValueError("observations must not be empty")
-    return sum(1 for c in counts.values() if c == 1) / n
+    return good_turing_estimate(counts)

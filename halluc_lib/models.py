@@ -10,6 +10,7 @@ import torch
 from transformers import (
     BertConfig,
     BertForMaskedLM,
+    BertForPreTraining,
     BertForSequenceClassification,
     GPT2Config,
     GPT2LMHeadModel,
@@ -102,6 +103,19 @@ def tiny_bert_mlm(
 ) -> BertForMaskedLM:
     """A BERT-architecture masked language model (pretraining objective of chapter 3.1)."""
     return BertForMaskedLM(_bert_config(tokenizer, n_layer, hidden, n_head, max_positions, dropout))
+
+
+def tiny_bert_pretraining(
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    n_layer: int = 2,
+    hidden: int = 128,
+    n_head: int = 4,
+    max_positions: int = 128,
+    dropout: float = 0.0,
+) -> BertForPreTraining:
+    """A BERT-architecture model with both pretraining heads: masked LM and next-sentence prediction."""
+    return BertForPreTraining(_bert_config(tokenizer, n_layer, hidden, n_head, max_positions, dropout))
 
 
 def tiny_bert_classifier(
