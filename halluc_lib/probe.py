@@ -76,17 +76,36 @@ def answer_probes(
     seed: int = 0,
     device="auto",
 ) -> pd.DataFrame:
-    """Ask every probe; one tidy row per probe.
+    """Ask every probe; one tidy row per probe (see :func:`answers_from_logits` for the columns)."""
+    if not (isinstance(temperature, (int, float)) and temperature >= 0):
+        raise ValueError(f"temperature must be a number >= 0; got {temperature!r}")
+    logits = next_token_logits(model, tokenizer, probes, device=device)
+    return answers_from_logits(logits, probes, tokenizer, temperature=temperature, seed=seed)
+
+
+def answers_from_logits(
+    logits: torch.Tensor,
+    probes: Sequence[Probe],
+    tokenizer,
+    *,
+    temperature: float = 0.0,
+    seed: int = 0,
+    scale: float = 1.0,
+) -> pd.DataFrame:
+    """Turn next-token logits into a tidy answer table; a pure function, so calibration can be refitted cheaply.
 
     Columns: ``person, attribute, template, exposures, answer`` (the truth), ``prediction`` (the candidate the
     model picks: greedy at ``temperature=0``, sampled from the renormalised candidates otherwise),
     ``correct``, ``confidence`` (largest candidate probability), ``p_answer`` (candidate probability of the
     truth), ``chance`` (1 / number of candidates), ``p_valid`` (vocabulary mass on any candidate),
     ``top_token`` (the whole-vocabulary greedy next token) and ``p_idk`` (vocabulary mass on ``<idk>``).
+    ``scale`` divides the candidate logits before the confidence is computed: temperature scaling for
+    calibration (chapter 3.3), which never changes the greedy pick.
     """
-    if not (isinstance(temperature, (int, float)) and temperature >= 0):
-        raise ValueError(f"temperature must be a number >= 0; got {temperature!r}")
-    logits = next_token_logits(model, tokenizer, probes, device=device)
+    if len(probes) != len(logits):
+        raise ValueError(f"logits must have one row per probe ({len(probes)}); got {len(logits)}")
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0; got {scale!r}")
     vocab_probs = logits.softmax(-1)
     idk_id = tokenizer.convert_tokens_to_ids(IDK_TOKEN)
     top_tokens = tokenizer.convert_ids_to_tokens(vocab_probs.argmax(-1).tolist())
@@ -99,7 +118,7 @@ def answer_probes(
         values = ATTRIBUTES[attr].values
         cand = candidate_ids(tokenizer, attr)
         cand_logits = logits[idx][:, cand]
-        probs = cand_logits.softmax(-1)
+        probs = (cand_logits / scale).softmax(-1)
         if temperature == 0:
             pick = probs.argmax(-1)
         else:
@@ -124,6 +143,18 @@ def answer_probes(
                 "p_idk": float(vocab_probs[i, idk_id]),
             }
     return pd.DataFrame(rows)
+
+
+def fit_temperature(
+    logits: torch.Tensor, probes: Sequence[Probe], tokenizer, grid: Sequence[float] | None = None
+) -> float:
+    """The logit scale that minimises the negative log-likelihood of the true answers (Guo et al., 2017)."""
+    grid = np.geomspace(0.25, 8, 41) if grid is None else grid
+    nll = [
+        -np.log(np.clip(answers_from_logits(logits, probes, tokenizer, scale=t).p_answer, 1e-12, None)).mean()
+        for t in grid
+    ]
+    return float(grid[int(np.argmin(nll))])
 
 
 def top_candidates(model, tokenizer, question: Probe, k: int = 5, device="auto") -> pd.DataFrame:

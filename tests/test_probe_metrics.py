@@ -129,3 +129,18 @@ def test_monofact_rate():
     assert metrics.monofact_rate(["a", "a"]) == 0
     with pytest.raises(ValueError, match="observations"):
         metrics.monofact_rate([])
+
+
+def test_answers_from_logits_and_temperature(tiny_world, tokenizer, tiny_gpt):
+    probes = make_probes(tiny_world)
+    logits = probe.next_token_logits(tiny_gpt, tokenizer, probes, device="cpu")
+    base = probe.answers_from_logits(logits, probes, tokenizer)
+    sharp = probe.answers_from_logits(logits, probes, tokenizer, scale=0.5)
+    assert base.prediction.tolist() == sharp.prediction.tolist(), "scaling never changes the greedy pick"
+    assert (sharp.confidence >= base.confidence - 1e-9).all()
+    t = probe.fit_temperature(logits, probes, tokenizer, grid=[0.5, 1.0, 2.0])
+    assert t in (0.5, 1.0, 2.0)
+    with pytest.raises(ValueError, match="one row per probe"):
+        probe.answers_from_logits(logits[:1], probes, tokenizer)
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        probe.answers_from_logits(logits, probes, tokenizer, scale=0)
