@@ -68,13 +68,18 @@ def tiny_gpt(
     return GPT2LMHeadModel(config)
 
 
-def _bert_config(tokenizer, n_layer, hidden, n_head, max_positions, dropout, **extra) -> BertConfig:
-    for name, v in (
-        ("n_layer", n_layer),
-        ("hidden", hidden),
-        ("n_head", n_head),
-        ("max_positions", max_positions),
-    ):
+def _bert_config(
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    n_layer: int = 2,
+    hidden: int = 128,
+    n_head: int = 4,
+    max_positions: int = 128,
+    dropout: float = 0.0,
+    **extra,
+) -> BertConfig:
+    """The tiny BERT every BERT-family model here shares: 2 layers, 128 wide, 4 heads by default."""
+    for name, v in (("n_layer", n_layer), ("hidden", hidden), ("n_head", n_head), ("max_positions", max_positions)):
         check_positive_int(name, v)
     if hidden % n_head:
         raise ValueError(f"hidden must be divisible by n_head; got hidden={hidden}, n_head={n_head}")
@@ -92,48 +97,22 @@ def _bert_config(tokenizer, n_layer, hidden, n_head, max_positions, dropout, **e
     )
 
 
-def tiny_bert_mlm(
-    tokenizer: PreTrainedTokenizerBase,
-    *,
-    n_layer: int = 2,
-    hidden: int = 128,
-    n_head: int = 4,
-    max_positions: int = 128,
-    dropout: float = 0.0,
-) -> BertForMaskedLM:
-    """A BERT-architecture masked language model (pretraining objective of chapter 3.1)."""
-    return BertForMaskedLM(_bert_config(tokenizer, n_layer, hidden, n_head, max_positions, dropout))
+def tiny_bert_mlm(tokenizer: PreTrainedTokenizerBase, **sizes) -> BertForMaskedLM:
+    """A BERT-architecture masked language model (chapter 3.1). ``sizes``: see :func:`_bert_config`."""
+    return BertForMaskedLM(_bert_config(tokenizer, **sizes))
 
 
-def tiny_bert_pretraining(
-    tokenizer: PreTrainedTokenizerBase,
-    *,
-    n_layer: int = 2,
-    hidden: int = 128,
-    n_head: int = 4,
-    max_positions: int = 128,
-    dropout: float = 0.0,
-) -> BertForPreTraining:
-    """A BERT-architecture model with both pretraining heads: masked LM and next-sentence prediction."""
-    return BertForPreTraining(_bert_config(tokenizer, n_layer, hidden, n_head, max_positions, dropout))
+def tiny_bert_pretraining(tokenizer: PreTrainedTokenizerBase, **sizes) -> BertForPreTraining:
+    """A BERT-architecture model with both pretraining heads, masked LM and next-sentence prediction."""
+    return BertForPreTraining(_bert_config(tokenizer, **sizes))
 
 
-def tiny_bert_classifier(
-    tokenizer: PreTrainedTokenizerBase,
-    num_labels: int,
-    *,
-    n_layer: int = 2,
-    hidden: int = 128,
-    n_head: int = 4,
-    max_positions: int = 128,
-    dropout: float = 0.0,
-) -> BertForSequenceClassification:
-    """A BERT-architecture sequence classifier (fine-tuning, chapters 2.3 and 6)."""
+def tiny_bert_classifier(tokenizer: PreTrainedTokenizerBase, num_labels: int, **sizes) -> BertForSequenceClassification:
+    """A BERT-architecture sequence classifier (fine-tuning, chapters 3.2 and 6)."""
     num_labels = check_positive_int("num_labels", num_labels)
     if num_labels < 2:
         raise ValueError(f"num_labels must be >= 2; got {num_labels}")
-    config = _bert_config(tokenizer, n_layer, hidden, n_head, max_positions, dropout, num_labels=num_labels)
-    return BertForSequenceClassification(config)
+    return BertForSequenceClassification(_bert_config(tokenizer, num_labels=num_labels, **sizes))
 
 
 def count_parameters(model: torch.nn.Module) -> int:
