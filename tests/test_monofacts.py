@@ -1,0 +1,78 @@
+import dataclasses
+
+import numpy as np
+import pytest
+
+from halluc_lib import monofacts
+
+TINY = dataclasses.replace(
+    monofacts.MonofactConfig(),
+    n_people=60,
+    n_statements=40,
+    corpus_sizes=(20, 80),
+    n_generations=50,
+    epochs=(1, 2),
+    n_layer=1,
+    n_embd=32,
+    n_head=2,
+    batch_size=8,
+    heldout_statements=20,
+)
+
+
+@pytest.fixture(scope="module")
+def population():
+    return monofacts.make_population(50, 1.0, seed=0)
+
+
+def test_population_popularity_is_a_distribution(population):
+    assert population.weights.shape == (50,) and population.weights.sum() == pytest.approx(1)
+    assert population.weights.max() > 10 * population.weights.min()
+    people = population.draw(500, np.random.default_rng(0))
+    assert np.bincount(people, minlength=50).argmax() == population.weights.argmax()
+    assert population.statement(0).endswith(" .") and " was born in " in population.statement(0)
+
+
+def test_judge_tells_true_false_invented_and_malformed(population):
+    w = population.world
+    true = population.statement(0)
+    wrong_city = next(c for c in monofacts._city_values() if c != w.values[0][0])
+    false = f"{w.names[0]} was born in {wrong_city} ."
+    invented_name = next(
+        f"{a} {b}" for a in monofacts.FIRST_NAMES for b in monofacts.LAST_NAMES if f"{a} {b}" not in population.index
+    )
+    invented = f"{invented_name} was born in {wrong_city} ."
+    table = monofacts.judge(population, [true, false, invented, "was born was born in ."], [0, 0, 1])
+    assert table.true.tolist() == [True, False, False, False]
+    assert table.hallucination.tolist() == [False, True, True, False]
+    assert table.malformed.tolist() == [False, False, False, True]
+    assert table.exists.tolist() == [True, True, False, False]
+    assert table.times_seen.tolist()[:2] == [2, 2]
+
+
+def test_counting_model_hallucinates_at_the_monofact_rate(population):
+    rng = np.random.default_rng(1)
+    people = population.draw(40, rng)
+    texts = monofacts.counting_model_generations(population, people, 4000, seed=0)
+    rate = monofacts.judge(population, texts, people).hallucination.mean()
+    assert rate == pytest.approx(monofacts.corpus_monofact_rate(people), abs=0.03)
+
+
+def test_run_monofacts_end_to_end():
+    run = monofacts.run_monofacts(TINY, seed=0, device="cpu", progress=False)
+    assert run.counting.statements.tolist() == [20, 80]
+    assert run.training.epoch.tolist() == [1, 2]
+    assert run.training.hallucination_rate.between(0, 1).all()
+    assert len(run.judged) == TINY.n_generations
+    with pytest.raises(TypeError, match="config must be a MonofactConfig"):
+        monofacts.run_monofacts({})
+
+
+def test_bad_input(population):
+    with pytest.raises(ValueError, match="n_people"):
+        monofacts.make_population(0, 1.0)
+    with pytest.raises(ValueError, match="scale"):
+        monofacts.MonofactConfig.for_scale("tiny")
+    assert monofacts.MonofactConfig.for_scale("full").n_people > TINY.n_people
+    with pytest.raises(ValueError, match="n must be > 0"):
+        monofacts.counting_model_generations(population, [0], 0)
