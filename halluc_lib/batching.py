@@ -31,7 +31,10 @@ def _epoch_rng(seed: int, epoch: int) -> np.random.Generator:
 
 
 def count_tokens(batch: dict[str, torch.Tensor]) -> int:
-    """Tokens of real text in a batch (padding excluded): the unit of throughput."""
+    """Tokens of real text in a batch (padding excluded): the unit of throughput. A batch without
+    ``input_ids`` (images, say) counts its examples."""
+    if "input_ids" not in batch:
+        return len(next(iter(batch.values())))
     if "attention_mask" in batch:
         return int(batch["attention_mask"].sum())
     if "labels" in batch and batch["labels"].shape == batch["input_ids"].shape:

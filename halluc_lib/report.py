@@ -23,10 +23,11 @@ def _in_kernel() -> bool:
     return get_ipython() is not None
 
 
-def glue(name: str, value: Any, display: bool = False) -> Any:
-    """Make ``value`` quotable in the page as ``name``; returns ``value`` unchanged.
+def glue(name: str, value: Any, display: bool = False) -> None:
+    """Make ``value`` quotable in the page as ``name``.
 
-    NumPy scalars are converted to Python numbers so that format specs like ``:.2f`` work.
+    NumPy scalars are converted to Python numbers so that format specs like ``:.2f`` work. Returns nothing,
+    so a cell that ends with ``glue(...)`` prints nothing.
     """
     if not isinstance(name, str) or not name:
         raise ValueError("name must be a non-empty string")
@@ -34,4 +35,3 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
         value = value.item()
     if _myst_glue is not None and _in_kernel():
         _myst_glue(name, value, display=display)
-    return value

@@ -49,6 +49,7 @@ def test_tensor_batches():
     assert torch.equal(b["y"], b["x"] * 2)
     assert batching.count_tokens({"input_ids": torch.ones(2, 3), "attention_mask": torch.tensor([[1, 1, 0]] * 2)}) == 4
     assert batching.count_tokens({"input_ids": torch.ones(2, 3, dtype=torch.long)}) == 6
+    assert batching.count_tokens({"pixels": torch.ones(5, 2)}) == 5
 
 
 @pytest.mark.parametrize(

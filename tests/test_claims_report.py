@@ -39,10 +39,14 @@ def test_claims_without_settings_or_record(monkeypatch):
     assert len(page.finish()) == 1
 
 
-def test_glue_returns_value_outside_a_kernel():
+def test_glue_outside_a_kernel_is_silent(monkeypatch):
     import numpy as np
 
-    assert report.glue("x", 3) == 3
-    assert isinstance(report.glue("y", np.float64(0.5)), float)
+    assert report.glue("x", 3) is None
+    seen = {}
+    monkeypatch.setattr(report, "_myst_glue", lambda name, value, display: seen.update({name: value}))
+    monkeypatch.setattr(report, "_in_kernel", lambda: True)
+    report.glue("y", np.float64(0.5))
+    assert seen == {"y": 0.5} and isinstance(seen["y"], float)
     with pytest.raises(ValueError, match="name"):
         report.glue("", 1)

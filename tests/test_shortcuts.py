@@ -1,0 +1,55 @@
+import pytest
+
+from halluc_lib import shortcuts
+from halluc_lib.tokenizer import build_tokenizer
+
+
+def test_colored_digits_follow_the_protocol():
+    data = shortcuts.colored_digits(seed=0)
+    assert set(data) == {"train 1", "train 2", "test"}
+    total = sum(len(d["labels"]) for d in data.values())
+    assert total == 1797
+    for name, agreement in (("train 1", 0.9), ("train 2", 0.8), ("test", 0.1)):
+        d = data[name]
+        color = d["pixels"].sum((2, 3)).argmax(1)
+        assert (color == d["labels"]).float().mean().item() == pytest.approx(agreement, abs=0.05)
+        shape_label = (d["digits"] < 5).long()
+        assert (shape_label == d["labels"]).float().mean().item() == pytest.approx(0.75, abs=0.05)
+        assert d["pixels"].shape[1:] == (2, 8, 8)
+
+
+def test_digit_models_train_and_score():
+    data = shortcuts.colored_digits(seed=1)
+    model, scores = shortcuts.train_digit_model(data, color_blind=True, steps=20, seed=0)
+    assert set(scores) == {"train", "train 1", "train 2", "test"}
+    assert all(0 <= v <= 1 for v in scores.values())
+    out = model(pixels=data["test"]["pixels"][:3])
+    assert out.logits.shape == (3, 2) and out.loss is None
+
+
+def test_spurious_sentences_and_encoding():
+    frame = shortcuts.spurious_token_sentences(2000, agreement=0.95, seed=0)
+    assert frame.marker_agrees.mean() == pytest.approx(0.95, abs=0.02)
+    marker = frame.text.str.split().str[-2]
+    assert set(marker) == set(shortcuts.MARKERS)
+    tok = build_tokenizer(shortcuts.text_vocabulary())
+    enc = shortcuts.encode_sentences(frame.head(5), tok)
+    assert (enc["input_ids"][:, 0] == tok.cls_token_id).all()
+    assert tok.unk_token_id not in enc["input_ids"]
+    model = shortcuts.train_text_classifier(tok, frame.head(64), steps=3, seed=0, batch_size=16)
+    assert 0 <= shortcuts.accuracy(model, enc) <= 1
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="label_noise"):
+        shortcuts.colored_digits(label_noise=2)
+    with pytest.raises(ValueError, match="environments"):
+        shortcuts.colored_digits(environments=())
+    with pytest.raises(ValueError, match="agreement"):
+        shortcuts.spurious_token_sentences(10, agreement=1.5)
+    with pytest.raises(ValueError, match="same number of tokens"):
+        import pandas as pd
+
+        tok = build_tokenizer(["a b c"])
+        shortcuts.encode_sentences(pd.DataFrame({"text": ["a", "a b"], "label": [0, 1], "marker_agrees": [1, 1]}), tok)
+    assert len(shortcuts.NORTHERN) == 25
