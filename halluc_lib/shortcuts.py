@@ -186,3 +186,75 @@ def train_text_classifier(
 def text_vocabulary() -> list[str]:
     """Words of the shortcut sentences, for the tokenizer."""
     return [*FIRST_NAMES, *LAST_NAMES, *ATTRIBUTES["birth_city"].values, "was born in , .", *MARKERS]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Distribution bias (chapter 2.4): a domain that is rare in training
+
+
+def domain_shifted_digits(minority_share: float, test_size: int = 500, seed: int = 0) -> dict[str, dict]:
+    """Digits in two domains — ordinary (majority) and inverted ink (minority, ``1 - pixel``) — with the
+    minority a ``minority_share`` of the training set, and a test set of every held-out digit in *both*
+    domains. Label: digit < 5. Returns ``{"train": ..., "test majority": ..., "test minority": ...}``."""
+    from sklearn.datasets import load_digits
+
+    check_probability("minority_share", minority_share)
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32) / 16.0
+    labels = torch.tensor((digits.target < 5).astype(np.int64))
+    rng = np.random.default_rng([seed, 24])
+    order = rng.permutation(len(images))
+    test_idx, train_idx = order[:test_size], order[test_size:]
+    minority = rng.random(len(train_idx)) < minority_share
+
+    def render(idx, inverted):
+        pixels = torch.zeros(len(idx), 2, 8, 8)
+        body = images[idx]
+        pixels[:, 0] = torch.where(torch.as_tensor(inverted)[:, None, None], 1 - body, body)
+        return {"pixels": pixels, "labels": labels[idx]}
+
+    return {
+        "train": render(train_idx, minority),
+        "test majority": render(test_idx, np.zeros(len(test_idx), bool)),
+        "test minority": render(test_idx, np.ones(len(test_idx), bool)),
+        "minority_count": int(minority.sum()),
+    }
+
+
+@torch.inference_mode()
+def confidence_and_correct(model: nn.Module, data: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    """Per example: the classifier's top probability and whether its pick is right (for calibration)."""
+    model.eval()
+    inputs = {k: v for k, v in data.items() if k != "labels"}
+    probs = model(**inputs).logits.softmax(-1)
+    return probs.max(-1).values.numpy(), (probs.argmax(-1) == data["labels"]).numpy()
+
+
+def imbalance_experiment(shares, *, steps: int = 600, seed: int = 0) -> pd.DataFrame:
+    """Train one digit MLP per minority share; per share and test group: accuracy, confidence and ECE."""
+    from .batching import TensorBatches
+    from .metrics import expected_calibration_error
+    from .train import TrainConfig, train
+
+    rows = []
+    for share in shares:
+        data = domain_shifted_digits(share, seed=seed)
+        torch.manual_seed(seed)
+        model = DigitMLP(color_blind=True)
+        batches = TensorBatches(data["train"], batch_size=64, seed=seed)
+        train(
+            model, batches, TrainConfig(steps=steps, lr=3e-3, weight_decay=0.0, seed=seed), device="cpu", progress=False
+        )
+        for group in ("test majority", "test minority"):
+            conf, correct = confidence_and_correct(model, data[group])
+            rows.append(
+                {
+                    "minority_share": share,
+                    "minority_examples": data["minority_count"],
+                    "group": group.removeprefix("test "),
+                    "accuracy": correct.mean(),
+                    "confidence": conf.mean(),
+                    "ECE": expected_calibration_error(conf, correct),
+                }
+            )
+    return pd.DataFrame(rows)

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from halluc_lib import shortcuts
 from halluc_lib.tokenizer import build_tokenizer
@@ -53,3 +54,16 @@ def test_bad_input():
         tok = build_tokenizer(["a b c"])
         shortcuts.encode_sentences(pd.DataFrame({"text": ["a", "a b"], "label": [0, 1], "marker_agrees": [1, 1]}), tok)
     assert len(shortcuts.NORTHERN) == 25
+
+
+def test_domain_shifted_digits_and_imbalance_table():
+    data = shortcuts.domain_shifted_digits(0.1, test_size=200, seed=0)
+    assert len(data["test majority"]["labels"]) == len(data["test minority"]["labels"]) == 200
+    maj, mino = data["test majority"]["pixels"], data["test minority"]["pixels"]
+    assert torch.allclose(maj[:, 0] + mino[:, 0], torch.ones_like(maj[:, 0])), "minority is the inverted rendering"
+    assert 0.05 < data["minority_count"] / len(data["train"]["labels"]) < 0.15
+    table = shortcuts.imbalance_experiment((0.5,), steps=5, seed=0)
+    assert set(table.group) == {"majority", "minority"}
+    assert table[["accuracy", "confidence", "ECE"]].apply(lambda c: c.between(0, 1)).all().all()
+    with pytest.raises(ValueError, match="minority_share"):
+        shortcuts.domain_shifted_digits(1.5)
