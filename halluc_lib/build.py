@@ -97,6 +97,11 @@ def read_records(out: Path = BUILD / "executed") -> list[dict]:
     return records
 
 
+def _cell(text) -> str:
+    """Table-cell text: a claim named "|a - b|" must not split the Markdown row."""
+    return str(text).replace("|", "\\|")
+
+
 def status_markdown(records: list[dict]) -> str:
     """The status page's tables: one row per page, then every claim with its measured value."""
     if not records:
@@ -115,7 +120,9 @@ def status_markdown(records: list[dict]) -> str:
     lines += ["", "## Claims", "", "| page | claim | measured | expected |", "|---|---|---|---|"]
     for r in records:
         for c in r["claims"]:
-            lines.append(f"| {r['page']} | {c['name']} | {c['value']:.4g} | {c['comparison']} {c['threshold']:.4g} |")
+            lines.append(
+                f"| {r['page']} | {_cell(c['name'])} | {c['value']:.4g} | {c['comparison']} {c['threshold']:.4g} |"
+            )
     return "\n".join(lines) + "\n"
 
 

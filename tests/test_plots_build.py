@@ -61,6 +61,9 @@ def test_status_page_and_staging(tmp_path):
     assert "| ch01_concepts | 42 | 0 | quick | cpu | 2 | 500 | 0.1.0 | 1/1 passed |" in text
     assert "| ch01_concepts | c | 0.95 | >= 0.9 |" in text
     assert "No page" in build.status_markdown([])
+    piped = _record("p")
+    piped["claims"][0]["name"] = "|a - b|"
+    assert "| p | \\|a - b\\| | 0.95 | >= 0.9 |" in build.status_markdown([piped])
     site = build.stage(tmp_path / "site", executed)
     status = (site / "book" / "status.md").read_text()
     assert build.STATUS_MARKER not in status and "ch02_1_exposure" in status
