@@ -210,8 +210,9 @@ def domain_shifted_digits(minority_share: float, test_size: int = 500, seed: int
     def render(idx, inverted):
         pixels = torch.zeros(len(idx), 2, 8, 8)
         body = images[idx]
-        pixels[:, 0] = torch.where(torch.as_tensor(inverted)[:, None, None], 1 - body, body)
-        return {"pixels": pixels, "labels": labels[idx]}
+        inverted = torch.as_tensor(inverted)
+        pixels[:, 0] = torch.where(inverted[:, None, None], 1 - body, body)
+        return {"pixels": pixels, "labels": labels[idx], "domains": inverted.long()}
 
     return {
         "train": render(train_idx, minority),
