@@ -23,6 +23,7 @@ from torch import nn
 
 from .batching import TensorBatches, _epoch_rng
 from .runtime import check_positive_int
+from .shortcuts import model_inputs
 
 METHODS = ("plain", "reweighting", "resampling", "group DRO")
 
@@ -144,8 +145,7 @@ def train_balanced(
 @torch.inference_mode()
 def group_accuracy(model: nn.Module, data: dict[str, torch.Tensor]) -> pd.DataFrame:
     """Accuracy per group of one evaluation split, plus its size."""
-    inputs = {k: v for k, v in data.items() if k not in ("labels", "groups", "weights", "digits")}
-    correct = (model(**inputs).logits.argmax(-1) == data["labels"]).numpy()
+    correct = (model(**model_inputs(data)).logits.argmax(-1) == data["labels"]).numpy()
     groups = data["groups"].numpy()
     return pd.DataFrame(
         [

@@ -142,7 +142,7 @@ def run_conflicts(config: ConflictConfig, *, seed: int = 0, device="auto", progr
     if not isinstance(config, ConflictConfig):
         raise TypeError(f"config must be a ConflictConfig; got {type(config).__name__}")
     world, people = build_world(config, seed)
-    tok = build_tokenizer(world.vocabulary() + [STATEMENT.replace("{name}", " ").replace("{value}", " ")])
+    tok = build_tokenizer(world.vocabulary())  # the employer templates include "works for" and "."
     values = ATTRIBUTES[ATTRIBUTE].values
     vote = people[people.group == "vote"]
     memory = people[people.group == "memory"]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .probe import extend_tokens
 from .runtime import check_positive_int, resolve_device
 from .world import FIRST_NAMES, LAST_NAMES
 
@@ -85,9 +86,7 @@ def greedy_continuations(model, tokenizer, prompts: Sequence[str], n_tokens: int
         by_len.setdefault(len(ids), []).append(i)
     for idx in by_len.values():
         ids = torch.tensor([[tokenizer.eos_token_id, *encoded[i]] for i in idx], device=device)
-        for _ in range(n_tokens):
-            next_ids = model(input_ids=ids).logits[:, -1].argmax(-1, keepdim=True)
-            ids = torch.cat([ids, next_ids], dim=1)
+        ids = extend_tokens(model, ids, n_tokens)
         for row, i in enumerate(idx):
             out[i] = tokenizer.convert_ids_to_tokens(ids[row, -n_tokens:].tolist())
     return out  # type: ignore[return-value]

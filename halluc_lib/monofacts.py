@@ -22,10 +22,12 @@ import pandas as pd
 import torch
 
 from .metrics import monofact_rate
+from .probe import extend_tokens
 from .runtime import check_positive_int, check_scale, resolve_device
-from .world import FIRST_NAMES, LAST_NAMES, World, make_world
+from .world import ATTRIBUTES, FIRST_NAMES, LAST_NAMES, World, make_world
 
 ATTRIBUTE = "birth_city"
+CITIES = ATTRIBUTES[ATTRIBUTE].values
 TEMPLATE = "{name} was born in {value} ."
 
 
@@ -101,7 +103,7 @@ def judge(population: Population, generations: Sequence[str], train_people: Sequ
     statement is a *hallucination* when it is false, including statements about people who do not exist.
     """
     seen = Counter(int(p) for p in train_people)
-    values = set(_city_values())
+    values = set(CITIES)
     rows = []
     for text in generations:
         words = text.split()
@@ -122,12 +124,6 @@ def judge(population: Population, generations: Sequence[str], train_people: Sequ
     return pd.DataFrame(rows)
 
 
-def _city_values() -> tuple[str, ...]:
-    from .world import ATTRIBUTES
-
-    return ATTRIBUTES[ATTRIBUTE].values
-
-
 def counting_model_generations(population: Population, train_people: Sequence[int], n: int, seed: int = 0) -> list[str]:
     """Generations of the calibrated *counting* model: it reproduces training statements in proportion to
     their counts, except that with probability N1/n (the Good–Turing missing mass) it writes about someone it
@@ -138,7 +134,7 @@ def counting_model_generations(population: Population, train_people: Sequence[in
     missing = corpus_monofact_rate(train_people)
     seen = set(train_people.tolist())
     unseen = np.array([i for i in range(population.world.n_people) if i not in seen])
-    cities = _city_values()
+    cities = CITIES
     out = []
     for _ in range(n):
         if rng.random() < missing and unseen.size:
@@ -173,10 +169,7 @@ def sample_statements(
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
         ids = torch.full((m, 1), tokenizer.eos_token_id, device=device)
-        for _ in range(length):
-            probs = (model(input_ids=ids).logits[:, -1].float() / temperature).softmax(-1).cpu()
-            nxt = torch.multinomial(probs, 1, generator=generator).to(device)
-            ids = torch.cat([ids, nxt], dim=1)
+        ids = extend_tokens(model, ids, length, temperature=temperature, generator=generator)
         texts += [" ".join(tokenizer.convert_ids_to_tokens(row[1:].tolist())) for row in ids.cpu()]
     return texts
 

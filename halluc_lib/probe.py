@@ -60,6 +60,23 @@ def next_token_logits(
     return out
 
 
+@torch.inference_mode()
+def extend_tokens(
+    model, ids: torch.Tensor, n_tokens: int, *, temperature: float = 0.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Append ``n_tokens`` tokens to every row of ``ids``: greedy at ``temperature=0``, else sampled on the CPU
+    with ``generator`` (so a seed gives the same text on any device). Returns the extended ids."""
+    for _ in range(n_tokens):
+        logits = model(input_ids=ids).logits[:, -1]
+        if temperature == 0:
+            next_ids = logits.argmax(-1, keepdim=True)
+        else:
+            probs = (logits.float() / temperature).softmax(-1).cpu()
+            next_ids = torch.multinomial(probs, 1, generator=generator).to(ids.device)
+        ids = torch.cat([ids, next_ids], dim=1)
+    return ids
+
+
 def candidate_ids(tokenizer, attribute: str) -> torch.Tensor:
     """Token ids of every possible value of ``attribute``."""
     if attribute not in ATTRIBUTES:

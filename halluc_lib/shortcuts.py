@@ -86,12 +86,21 @@ class DigitMLP(nn.Module):
         return SimpleNamespace(loss=loss, logits=logits)
 
 
+#: Tensors a dataset carries beside the model's inputs: targets and bookkeeping for evaluation and balancing.
+NON_INPUT_KEYS = frozenset({"labels", "digits", "marker_agrees", "groups", "weights", "domains"})
+
+
+def model_inputs(data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of ``data`` that a classifier's ``forward`` takes as inputs."""
+    return {k: v for k, v in data.items() if k not in NON_INPUT_KEYS}
+
+
 @torch.inference_mode()
 def accuracy(model: nn.Module, data: dict[str, torch.Tensor], batch_size: int = 1024) -> float:
     """Accuracy of a classifier whose forward returns ``.logits``, on one split."""
     model.eval()
     device = next(model.parameters()).device
-    inputs = {k: v for k, v in data.items() if k not in ("labels", "digits", "marker_agrees")}
+    inputs = model_inputs(data)
     n = len(data["labels"])
     correct = 0
     for start in range(0, n, batch_size):
@@ -226,7 +235,7 @@ def domain_shifted_digits(minority_share: float, test_size: int = 500, seed: int
 def confidence_and_correct(model: nn.Module, data: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
     """Per example: the classifier's top probability and whether its pick is right (for calibration)."""
     model.eval()
-    inputs = {k: v for k, v in data.items() if k != "labels"}
+    inputs = model_inputs(data)
     probs = model(**inputs).logits.softmax(-1)
     return probs.max(-1).values.numpy(), (probs.argmax(-1) == data["labels"]).numpy()
 

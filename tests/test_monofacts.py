@@ -36,7 +36,7 @@ def test_population_popularity_is_a_distribution(population):
 def test_judge_tells_true_false_invented_and_malformed(population):
     w = population.world
     true = population.statement(0)
-    wrong_city = next(c for c in monofacts._city_values() if c != w.values[0][0])
+    wrong_city = next(c for c in monofacts.CITIES if c != w.values[0][0])
     false = f"{w.names[0]} was born in {wrong_city} ."
     invented_name = next(
         f"{a} {b}" for a in monofacts.FIRST_NAMES for b in monofacts.LAST_NAMES if f"{a} {b}" not in population.index

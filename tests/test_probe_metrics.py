@@ -144,3 +144,13 @@ def test_answers_from_logits_and_temperature(tiny_world, tokenizer, tiny_gpt):
         probe.answers_from_logits(logits[:1], probes, tokenizer)
     with pytest.raises(ValueError, match="scale must be > 0"):
         probe.answers_from_logits(logits, probes, tokenizer, scale=0)
+
+
+def test_extend_tokens_greedy_and_seeded_sampling(tokenizer, tiny_gpt):
+    start = torch.full((3, 1), tokenizer.eos_token_id)
+    greedy = probe.extend_tokens(tiny_gpt, start, 4)
+    assert greedy.shape == (3, 5) and torch.equal(greedy, probe.extend_tokens(tiny_gpt, start, 4))
+    assert (greedy[:, 1:] == greedy[0, 1:]).all(), "greedy continuation of identical rows is identical"
+    a = probe.extend_tokens(tiny_gpt, start, 4, temperature=1.0, generator=torch.Generator().manual_seed(0))
+    b = probe.extend_tokens(tiny_gpt, start, 4, temperature=1.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
