@@ -56,8 +56,11 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: np.rand
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def pad_right(documents: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad token lists to the longest; labels are ``IGNORE_INDEX`` on padding.
+def pad_right(
+    documents: Sequence[Sequence[int]], pad_id: int, unlabelled: Sequence[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad token lists to the longest; labels are ``IGNORE_INDEX`` on padding and on the first
+    ``unlabelled[r]`` tokens of row ``r`` (a context the model reads but is not trained to predict).
 
     Under causal attention no real token can attend to a later pad, so right-padded causal-LM batches need
     no attention mask — and without one, PyTorch's fused causal attention kernel can be used.
@@ -68,17 +71,41 @@ def pad_right(documents: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarr
     for r, doc in enumerate(documents):
         ids[r, : len(doc)] = doc
         labels[r, : len(doc)] = doc
+        if unlabelled is not None:
+            labels[r, : unlabelled[r]] = IGNORE_INDEX
     return ids, labels
 
 
 class LMBatches:
-    """Causal-LM batches of whole documents, each starting with the separator token, grouped by length."""
+    """Causal-LM batches of whole documents, each starting with the separator token, grouped by length.
 
-    def __init__(self, documents: Sequence[Sequence[int]], *, batch_size: int, eos_id: int, seed: int = 0):
+    ``context_lengths[i]`` (default 0) leading tokens of document ``i`` are context: the model reads them but
+    the loss skips them, as in instruction or reading-comprehension fine-tuning (chapter 4.3).
+    """
+
+    def __init__(
+        self,
+        documents: Sequence[Sequence[int]],
+        *,
+        batch_size: int,
+        eos_id: int,
+        seed: int = 0,
+        context_lengths: Sequence[int] | None = None,
+    ):
         if len(documents) == 0:
             raise ValueError("documents must not be empty")
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.documents = [[eos_id, *d] for d in documents]
+        if context_lengths is None:
+            context_lengths = [0] * len(documents)
+        if len(context_lengths) != len(documents):
+            raise ValueError(
+                f"context_lengths must have one entry per document ({len(documents)}); got {len(context_lengths)}"
+            )
+        if any(not 0 <= c <= len(d) for c, d in zip(context_lengths, documents, strict=True)):
+            raise ValueError("context_lengths must each lie between 0 and their document's length")
+        context = np.asarray(context_lengths, dtype=np.int64)
+        self.unlabelled = np.where(context > 0, context + 1, 0)  # the separator's label is never used anyway
         self.lengths = np.array([len(d) for d in self.documents])
         self.eos_id, self.seed = eos_id, seed
         self._cache: tuple[int, list[np.ndarray]] | None = None
@@ -88,6 +115,18 @@ class LMBatches:
         """Tokenize ``texts`` (no special tokens added) and batch them."""
         docs = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return cls(docs, eos_id=tokenizer.eos_token_id, **kwargs)
+
+    @classmethod
+    def from_contexts_and_targets(
+        cls, contexts: Sequence[str], targets: Sequence[str], tokenizer, **kwargs
+    ) -> LMBatches:
+        """Documents ``context + " " + target`` whose loss covers the target only."""
+        if len(contexts) != len(targets):
+            raise ValueError(f"contexts and targets must be equally long; got {len(contexts)} and {len(targets)}")
+        ctx = tokenizer(list(contexts), add_special_tokens=False)["input_ids"]
+        tgt = tokenizer(list(targets), add_special_tokens=False)["input_ids"]
+        docs = [c + t for c, t in zip(ctx, tgt, strict=True)]
+        return cls(docs, eos_id=tokenizer.eos_token_id, context_lengths=[len(c) for c in ctx], **kwargs)
 
     def batches_per_epoch(self) -> int:
         return -(-len(self.documents) // self.batch_size)
@@ -105,7 +144,7 @@ class LMBatches:
         rows = self._cache[1][index]
         # Pad with the separator rather than <pad>: labels mask it anyway, and a <pad> id in the inputs
         # makes transformers warn about a missing attention mask, which right padding does not need.
-        ids, labels = pad_right([self.documents[i] for i in rows], self.eos_id)
+        ids, labels = pad_right([self.documents[i] for i in rows], self.eos_id, self.unlabelled[rows])
         return {"input_ids": torch.from_numpy(ids), "labels": torch.from_numpy(labels)}
 
 

@@ -68,3 +68,30 @@ def test_tensor_batches():
 def test_bad_input(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_context_tokens_are_read_but_not_trained_on(tokenizer):
+    batches = batching.LMBatches.from_contexts_and_targets(
+        ["Baba Baban was born in Lisbon ."], ["Baba Baban was born in Lisbon ."], tokenizer, batch_size=1
+    )
+    batch = batches.batch(0, 0)
+    assert batch["input_ids"].shape == (1, 15)
+    assert (batch["labels"][0, :8] == batching.IGNORE_INDEX).all()
+    assert torch.equal(batch["labels"][0, 8:], batch["input_ids"][0, 8:])
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: batching.LMBatches([[1, 2]], batch_size=1, eos_id=0, context_lengths=[1, 2]), "one entry per"),
+        (lambda: batching.LMBatches([[1, 2]], batch_size=1, eos_id=0, context_lengths=[3]), "between 0 and"),
+    ],
+)
+def test_context_lengths_are_checked(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_contexts_and_targets_must_pair_up(tokenizer):
+    with pytest.raises(ValueError, match="equally long"):
+        batching.LMBatches.from_contexts_and_targets(["a"], [], tokenizer, batch_size=1)
