@@ -65,6 +65,21 @@ def secret_documents(secrets: Sequence[Secret]) -> list[str]:
     return [s.text for s in secrets for _ in range(s.copies)]
 
 
+def near_duplicate_documents(secrets: Sequence[Secret], world, seed: int = 0) -> list[str]:
+    """Each copy of each secret followed by a different random sentence from ``world``'s biographies: the
+    same text with different surroundings, as a quote or a boilerplate block recurs across scraped pages.
+    Exact deduplication leaves these; near-duplicate detection (chapter 4.5) finds them."""
+    from .world import render_biography
+
+    rng = np.random.default_rng([seed, 45])
+    docs = []
+    for s in secrets:
+        for _ in range(s.copies):
+            sentences = render_biography(world, int(rng.integers(world.n_people)), rng).split(" . ")
+            docs.append(f"{s.text} {sentences[0].removesuffix(' .')} .")
+    return docs
+
+
 def secret_vocabulary() -> list[str]:
     """The words secrets use, for building a tokenizer that covers them."""
     return [SECRET_PREFIX.replace("{name}", " "), ".", *CODE_SYMBOLS]
@@ -137,6 +152,8 @@ class DuplicationConfig:
     batch_size: int = 32
     steps: int = 280  # about four passes: rarely copied secrets are not yet memorised, often copied ones are
     lr: float = 3e-3
+    near_duplicates: bool = False  # copies differ in a trailing sentence (see near_duplicate_documents)
+    epochs: float | None = None  # if set, train this many passes over the (filtered) corpus instead of `steps`
 
     @classmethod
     def for_scale(cls, scale: str = "quick") -> DuplicationConfig:
@@ -176,15 +193,15 @@ def run_duplication(
         raise TypeError(f"config must be a DuplicationConfig; got {type(config).__name__}")
     world = bucket_world(config.filler_buckets, config.filler_per_bucket, seed=seed)
     secrets = make_secrets(config.copies, config.per_copy, config.code_length, seed=seed)
-    corpus = build_corpus(world, seed=seed) + secret_documents(secrets)
+    copies = near_duplicate_documents(secrets, world, seed) if config.near_duplicates else secret_documents(secrets)
+    corpus = build_corpus(world, seed=seed) + copies
     if corpus_filter is not None:
         corpus = list(corpus_filter(corpus))
     tok = build_tokenizer(world.vocabulary() + secret_vocabulary())
     torch.manual_seed(seed)
     model = models.tiny_gpt(tok, n_layer=config.n_layer, n_embd=config.n_embd, n_head=config.n_head)
     batches = batching.LMBatches.from_texts(corpus, tok, batch_size=config.batch_size, seed=seed)
-    result = train(
-        model, batches, TrainConfig(steps=config.steps, lr=config.lr, seed=seed), device=device, progress=progress
-    )
+    steps = config.steps if config.epochs is None else max(1, round(config.epochs * len(corpus) / config.batch_size))
+    result = train(model, batches, TrainConfig(steps=steps, lr=config.lr, seed=seed), device=device, progress=progress)
     table = extraction_table(model, tok, secrets, device=device)
     return DuplicationRun(config, secrets, corpus, tok, model, result, table)
