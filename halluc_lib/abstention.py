@@ -13,6 +13,7 @@ half of the people, whom fine-tuning never mentioned.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,7 @@ def finetune_documents(world, people, idk_max_exposures: int | None) -> list[str
 class AbstentionRun:
     answers: pd.DataFrame  # per variant and held-out probe: the model's choice among values and <idk>
     scores: pd.DataFrame  # per variant and confidence target t
+    train_seconds: dict  # per variant: wall time of its fine-tuning
 
 
 def judge_with_idk(logits: torch.Tensor, probes, tokenizer) -> pd.DataFrame:
@@ -96,11 +98,12 @@ def run_abstention(
     people = rng.permutation(world.n_people)
     tune_people, eval_people = sorted(people[: len(people) // 2]), sorted(people[len(people) // 2 :])
     eval_probes = make_probes(world, people=eval_people)
-    answers, scores = [], []
+    answers, scores, seconds = [], [], {}
     for variant, idk in (("guessing", None), ("abstaining", idk_max_exposures)):
         docs = finetune_documents(world, tune_people, idk)
         batches = batching.LMBatches.from_texts(docs, tok, batch_size=64, seed=seed)
         model = copy.deepcopy(base_run.model)
+        t0 = time.perf_counter()
         train(
             model,
             batches,
@@ -108,9 +111,10 @@ def run_abstention(
             device=device,
             progress=progress,
         )
+        seconds[variant] = time.perf_counter() - t0
         logits = probe.next_token_logits(model, tok, eval_probes, device=device)
         judged = judge_with_idk(logits, eval_probes, tok).assign(variant=variant)
         answers.append(judged)
         for t in targets:
             scores.append({"variant": variant, "t": t, "score": confidence_target_score(judged, t)})
-    return AbstentionRun(pd.concat(answers, ignore_index=True), pd.DataFrame(scores))
+    return AbstentionRun(pd.concat(answers, ignore_index=True), pd.DataFrame(scores), seconds)

@@ -14,6 +14,7 @@ Each is a wrapper or a batch source around an unchanged classifier, so the book'
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -186,7 +187,9 @@ def balancing_experiment(*, steps: int = 600, seed: int = 0, minority_share: flo
     rows = []
     for name, (train_data, test_data) in datasets.items():
         for method in METHODS:
+            t0 = time.perf_counter()
             model = train_balanced(lambda: DigitMLP(), train_data, method, n_groups=4, steps=steps, seed=seed)
+            seconds = time.perf_counter() - t0
             table = group_accuracy(model, test_data)
             overall = float((table.accuracy * table.n).sum() / table.n.sum())
             for r in table.itertuples():
@@ -198,6 +201,7 @@ def balancing_experiment(*, steps: int = 600, seed: int = 0, minority_share: flo
                         "n": r.n,
                         "accuracy": r.accuracy,
                         "average": overall,
+                        "train_seconds": seconds,
                     }
                 )
     return pd.DataFrame(rows)

@@ -94,6 +94,13 @@ def invalid_rate(answers: pd.DataFrame) -> float:
     return float(1 - np.mean(valid))
 
 
+def mean_prompt_tokens(probes: Sequence[Probe], tokenizer) -> float:
+    """Mean number of tokens the model reads per question: the cost of putting passages in the context."""
+    return float(
+        np.mean([len(ids) for ids in tokenizer([p.prompt for p in probes], add_special_tokens=False)["input_ids"]])
+    )
+
+
 def combine(closed: pd.DataFrame, opened: pd.DataFrame, retrieve: np.ndarray) -> pd.DataFrame:
     """Per question, the open-book answer where ``retrieve`` is true and the closed-book answer elsewhere."""
     retrieve = np.asarray(retrieve, dtype=bool)
