@@ -29,7 +29,7 @@ def test_run_multitask_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("HALLUC_CACHE", str(tmp_path))
     run = multitask.run_multitask(TINY, device="cpu", progress=False)
     table = multitask.accuracy_table(run)
-    assert set(table.index.get_level_values("regime")) == set(multitask.REGIMES)
+    assert set(table.index.get_level_values("regime")) == {*multitask.REGIMES, "pretrained only"}
     assert set(table.columns) == {"question", "biography"}
     assert 0 < multitask.chance_accuracy() < 0.1
     with pytest.raises(TypeError, match="config must be a MultitaskConfig"):
