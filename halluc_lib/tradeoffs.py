@@ -24,6 +24,7 @@ PAGES = (
     "ch04_1_balancing",
     "ch04_2_adversarial",
     "ch04_3_prior_knowledge",
+    "ch04_4_multitask",
     "ch04_5_preprocessing",
     "ch04_6_abstention",
 )
