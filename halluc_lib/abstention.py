@@ -13,7 +13,6 @@ half of the people, whom fine-tuning never mentioned.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,15 +102,14 @@ def run_abstention(
         docs = finetune_documents(world, tune_people, idk)
         batches = batching.LMBatches.from_texts(docs, tok, batch_size=64, seed=seed)
         model = copy.deepcopy(base_run.model)
-        t0 = time.perf_counter()
-        train(
+        result = train(
             model,
             batches,
             TrainConfig(steps=steps, lr=1e-3, warmup_fraction=0.0, seed=seed),
             device=device,
             progress=progress,
         )
-        seconds[variant] = time.perf_counter() - t0
+        seconds[variant] = result.seconds
         logits = probe.next_token_logits(model, tok, eval_probes, device=device)
         judged = judge_with_idk(logits, eval_probes, tok).assign(variant=variant)
         answers.append(judged)

@@ -18,7 +18,7 @@ from .cache import train_cached
 from .runtime import check_scale
 from .tokenizer import world_tokenizer
 from .train import TrainConfig, TrainResult
-from .world import ATTRIBUTES, World, bucket_world, build_corpus, make_probes
+from .world import World, bucket_world, build_corpus, make_probes
 
 
 @dataclass(frozen=True)
@@ -92,9 +92,8 @@ def _eval_by_bucket(tokenizer, probes):
 
 def summarize_by_exposure(answers: pd.DataFrame) -> pd.DataFrame:
     """Per exposure count: accuracy, mean confidence, and how often the model names a valid value at all."""
-    valid = answers.apply(lambda r: r["top_token"] in ATTRIBUTES[r["attribute"]].values, axis=1)
     return (
-        answers.assign(names_a_value=valid)
+        answers.assign(names_a_value=probe.names_a_value(answers))
         .groupby("exposures", as_index=False)
         .agg(
             accuracy=("correct", "mean"),

@@ -191,6 +191,16 @@ def top_candidates(model, tokenizer, question: Probe, k: int = 5, device="auto")
     )
 
 
+def names_a_value(answers: pd.DataFrame) -> pd.Series:
+    """Per answer, whether the model's unconstrained next token (``top_token``) is a value of the asked
+    attribute at all — a city when a city was asked (chapters 2.1 and 4.3)."""
+    return pd.Series(
+        [tok in ATTRIBUTES[a].values for tok, a in zip(answers["top_token"], answers["attribute"], strict=True)],
+        index=answers.index,
+        dtype=bool,
+    )
+
+
 def abstain_below(answers: pd.DataFrame, threshold: float) -> pd.DataFrame:
     """Replace predictions whose confidence is below ``threshold`` by "I don't know" (chapter 4.6).
 

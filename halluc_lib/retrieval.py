@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .probe import names_a_value
 from .runtime import check_positive_int, check_probability
 from .world import ATTRIBUTES, Probe, World, make_probes, make_world
 
@@ -90,8 +91,7 @@ def reading_documents(readers_world: World, seed: int = 0) -> tuple[list[str], l
 
 def invalid_rate(answers: pd.DataFrame) -> float:
     """Share of answers whose unconstrained next token is not a value of the asked attribute."""
-    valid = [tok in ATTRIBUTES[a].values for tok, a in zip(answers["top_token"], answers["attribute"], strict=True)]
-    return float(1 - np.mean(valid))
+    return float(1 - names_a_value(answers).mean())
 
 
 def mean_prompt_tokens(probes: Sequence[Probe], tokenizer) -> float:
@@ -118,7 +118,6 @@ def retrieval_curve(closed: pd.DataFrame, opened: pd.DataFrame, budgets: Sequenc
     confidence = closed["confidence"].to_numpy()
     rows = []
     for budget in budgets:
-        budget = check_probability("budget", budget)
         threshold = confidence_threshold(confidence, budget)
         chosen = combine(closed, opened, confidence < threshold)
         rows.append(

@@ -179,17 +179,14 @@ def train_digit_model(
 def train_text_classifier(
     tokenizer, train_frame: pd.DataFrame, *, steps: int = 300, seed: int = 0, device="cpu", batch_size: int = 64
 ):
-    """Fine-tune a tiny BERT classifier from scratch on sentences; returns the model."""
-    from . import models
-    from .batching import TensorBatches
-    from .train import TrainConfig, train
+    """Train a tiny BERT classifier from scratch on sentences; returns the model (the plain case of
+    :func:`halluc_lib.adversarial.train_classifier`)."""
+    from .adversarial import train_classifier
 
     data = encode_sentences(train_frame, tokenizer)
-    torch.manual_seed(seed)
-    model = models.tiny_bert_classifier(tokenizer, 2, n_layer=2, hidden=64, n_head=4)
-    batches = TensorBatches({k: v for k, v in data.items() if k != "marker_agrees"}, batch_size=batch_size, seed=seed)
-    train(model, batches, TrainConfig(steps=steps, lr=1e-3, seed=seed), device=device, progress=False)
-    return model.to("cpu")
+    return train_classifier(
+        tokenizer, data, "plain", steps=steps, seed=seed, device=device, batch_size=batch_size, lr=1e-3
+    )
 
 
 def text_vocabulary() -> list[str]:
