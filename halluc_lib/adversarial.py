@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .runtime import check_positive_int, check_probability
+from .runtime import check_positive_int, check_probability, model_device
 from .shortcuts import MARKERS
 
 METHODS = ("plain", "FGM", "PGD")
@@ -200,7 +200,7 @@ def attacked_accuracy(
     """Accuracy when every example's embeddings are perturbed by a ``steps``-step PGD attack of radius
     ``epsilon`` (``epsilon=0``: clean accuracy)."""
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     correct = 0
     n = len(data["labels"])
     for start in range(0, n, batch_size):

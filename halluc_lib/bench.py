@@ -43,12 +43,12 @@ def _log_every(steps: int) -> int:
     return next(d for d in (25, 10, 5, 1) if steps % d == 0)
 
 
-def run_ours(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int) -> dict:
+def run_ours(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int, device: str = "cpu") -> dict:
     """Throughput of :func:`halluc_lib.train.train` on these documents."""
     batches = batching.LMBatches(docs, batch_size=batch_size, eos_id=tok.eos_token_id, seed=seed)
     config = TrainConfig(steps=steps, lr=lr, log_every=_log_every(steps), seed=seed)
     start = time.perf_counter()
-    result = train(_model(tok, seed), batches, config, device="cpu", progress=False)
+    result = train(_model(tok, seed), batches, config, device=device, progress=False)
     wall = time.perf_counter() - start
     return {
         "loop": "halluc_lib.train",
@@ -58,8 +58,11 @@ def run_ours(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int) ->
     }
 
 
-def run_trainer(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int) -> dict:
-    """Throughput of ``transformers.Trainer`` with its standard causal-LM collator on the same documents."""
+def run_trainer(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int, device: str = "cpu") -> dict:
+    """Throughput of ``transformers.Trainer`` with its standard causal-LM collator on the same documents.
+
+    On CUDA it trains in bf16 autocast, as the book's loop does there; elsewhere in fp32.
+    """
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
     dataset = [{"input_ids": [tok.eos_token_id, *d]} for d in docs]
@@ -84,7 +87,8 @@ def run_trainer(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int)
             logging_steps=_log_every(steps),
             save_strategy="no",
             report_to=[],
-            use_cpu=True,
+            use_cpu=device == "cpu",
+            bf16=device == "cuda",
             dataloader_num_workers=0,
             disable_tqdm=True,
             seed=seed,
@@ -102,9 +106,15 @@ def run_trainer(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int)
 
 
 def benchmark(
-    steps: int = 100, batch_size: int = 64, repeats: int = 3, lr: float = 3e-3, seed: int = 0
+    steps: int = 100,
+    batch_size: int = 64,
+    repeats: int = 3,
+    lr: float = 3e-3,
+    seed: int = 0,
+    device: str = "cpu",
 ) -> pd.DataFrame:
-    """Alternate the two loops ``repeats`` times each; one row per run with tokens/s."""
+    """Alternate the two loops ``repeats`` times each on ``device``; one row per run with tokens/s."""
+    device = runtime.resolve_device(device).type
     runtime.check_positive_int("steps", steps)
     runtime.check_positive_int("batch_size", batch_size)
     runtime.check_positive_int("repeats", repeats)
@@ -115,7 +125,7 @@ def benchmark(
     rows = []
     for r in range(repeats):
         for run in (run_ours, run_trainer):
-            row = run(tok, docs, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+            row = run(tok, docs, steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device)
             rows.append({"repeat": r, **row, "tokens_per_s": row["tokens"] / row["seconds"]})
     return pd.DataFrame(rows)
 
@@ -135,9 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help='"cpu", "cuda", "mps" or "auto" (default: cpu)')
     args = parser.parse_args(argv)
     runtime.set_threads()
-    rows = benchmark(steps=args.steps, batch_size=args.batch_size, repeats=args.repeats)
+    rows = benchmark(steps=args.steps, batch_size=args.batch_size, repeats=args.repeats, device=args.device)
+    print(f"device: {runtime.resolve_device(args.device)}")
     print(rows.round(3).to_string(index=False))
     s = summarize(rows)
     print(

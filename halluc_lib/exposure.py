@@ -15,7 +15,7 @@ import pandas as pd
 
 from . import batching, models, probe
 from .cache import train_cached
-from .runtime import check_scale
+from .runtime import check_scale, model_device
 from .tokenizer import world_tokenizer
 from .train import TrainConfig, TrainResult
 from .world import World, bucket_world, build_corpus, make_probes
@@ -48,12 +48,16 @@ class ExposureConfig:
         regimes = ("crisp", "memorize")
         if regime not in regimes:
             raise ValueError(f"regime must be one of {regimes}; got {regime!r}")
+        # The 4-layer, 256-wide model of the full scale does not train at the small model's lr of 1e-2: it stays
+        # at chance (measured: memorize regime, loss 2.12 after 600 steps, against 0.56 at 3e-3; on a GPU, crisp
+        # regime, accuracy at 64 exposures 0.03 at 1e-2, 0.64 at 3e-3, 0.89 at 1.5e-3 after 600 steps).
+        larger = {"n_layer": 4, "n_embd": 256, "n_head": 8}
         if regime == "crisp":
             quick = cls()
-            full = replace(quick, per_bucket=600, n_layer=4, n_embd=256, n_head=8, batch_size=256, steps=600)
+            full = replace(quick, per_bucket=600, batch_size=256, steps=800, lr=1.5e-3, **larger)
         else:
             quick = cls(buckets=(0, 1, 2, 4, 8), per_bucket=30, batch_size=32, steps=600, eval_every=60)
-            full = replace(quick, per_bucket=120, n_layer=4, n_embd=256, n_head=8, steps=2400, eval_every=240)
+            full = replace(quick, per_bucket=120, steps=2400, eval_every=240, lr=3e-3, **larger)
         return quick if scale == "quick" else full
 
 
@@ -84,7 +88,7 @@ def phrasing_seen(probes, corpus: list[str]) -> list[bool]:
 
 def _eval_by_bucket(tokenizer, probes):
     def evaluate(model, step):
-        answers = probe.answer_probes(model, tokenizer, probes)
+        answers = probe.answer_probes(model, tokenizer, probes, device=model_device(model))
         return summarize_by_exposure(answers).to_dict("records")
 
     return evaluate
@@ -108,7 +112,7 @@ def answers_in_every_phrasing(run: ExposureRun, max_exposures: int | None = None
     """Ask about each person in every paraphrase template, marking whether that phrasing was in the corpus."""
     people = [i for i, k in enumerate(run.world.exposures) if max_exposures is None or k <= max_exposures]
     probes = make_probes(run.world, people=people, templates=range(run.world.n_templates))
-    answers = probe.answer_probes(run.model, run.tokenizer, probes)
+    answers = probe.answer_probes(run.model, run.tokenizer, probes, device=model_device(run.model))
     answers["phrasing_seen"] = phrasing_seen(probes, run.corpus)
     return answers
 

@@ -55,7 +55,7 @@ def next_token_logits(
         ids = torch.tensor([[eos, *x] for x in ids])
         for start in range(0, len(idx), batch_size):
             chunk = ids[start : start + batch_size].to(device)
-            logits = model(input_ids=chunk).logits[:, -1, :]
+            logits = model(input_ids=chunk, logits_to_keep=1).logits[:, -1, :]  # the head on the last position only
             out[idx[start : start + batch_size]] = logits.float().cpu()
     return out
 
@@ -67,7 +67,7 @@ def extend_tokens(
     """Append ``n_tokens`` tokens to every row of ``ids``: greedy at ``temperature=0``, else sampled on the CPU
     with ``generator`` (so a seed gives the same text on any device). Returns the extended ids."""
     for _ in range(n_tokens):
-        logits = model(input_ids=ids).logits[:, -1]
+        logits = model(input_ids=ids, logits_to_keep=1).logits[:, -1]
         if temperature == 0:
             next_ids = logits.argmax(-1, keepdim=True)
         else:

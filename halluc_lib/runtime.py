@@ -81,6 +81,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device ``model``'s weights are on: where anything that only reads a trained model should run it."""
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        raise ValueError("model has no parameters, so it has no device") from None
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and torch's global generators so a run repeats exactly on the CPU."""
     seed = check_positive_int("seed", seed, allow_zero=True)

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .runtime import check_positive_int, check_probability
+from .runtime import check_positive_int, check_probability, model_device
 from .world import ATTRIBUTES, FIRST_NAMES, LAST_NAMES
 
 
@@ -99,7 +99,7 @@ def model_inputs(data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def accuracy(model: nn.Module, data: dict[str, torch.Tensor], batch_size: int = 1024) -> float:
     """Accuracy of a classifier whose forward returns ``.logits``, on one split."""
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     inputs = model_inputs(data)
     n = len(data["labels"])
     correct = 0

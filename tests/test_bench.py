@@ -1,5 +1,7 @@
 """The benchmark's plumbing (not its speed: speed is measured by `make bench`, never asserted in a test)."""
 
+import pytest
+
 from halluc_lib import bench
 
 
@@ -27,3 +29,8 @@ def test_main_prints_the_ratio(capsys, monkeypatch):
     monkeypatch.setattr(bench, "benchmark", lambda **kw: fake)
     assert bench.main(["--steps", "1"]) == 0
     assert "ratio: 2.00x" in capsys.readouterr().out
+
+
+def test_benchmark_names_the_device_it_rejects():
+    with pytest.raises(ValueError, match="device"):
+        bench.benchmark(steps=1, device="tpu")

@@ -53,6 +53,7 @@ def test_exposure_configs_per_scale():
     quick = exposure.ExposureConfig.for_scale("quick")
     full = exposure.ExposureConfig.for_scale("full")
     assert quick.per_bucket == 150 and full.per_bucket > quick.per_bucket
+    assert full.lr < quick.lr  # the larger model needs the smaller learning rate
     assert exposure.ExposureConfig.for_scale("quick", "memorize").buckets == (0, 1, 2, 4, 8)
     with pytest.raises(ValueError, match="regime must be one of"):
         exposure.ExposureConfig.for_scale("quick", "long")
@@ -85,3 +86,18 @@ def test_phrasing_seen():
         Probe(0, "birth_city", "Baba Baban is a native of", "Lisbon", 1, 4),
     ]
     assert exposure.phrasing_seen(probes, corpus) == [True, False]
+
+
+def test_evaluation_during_training_runs_where_the_model_is(monkeypatch, tiny_world, tokenizer):
+    """The in-training probe must not move the model (on a GPU machine, "auto" would pull a CPU run onto CUDA)."""
+    seen = {}
+
+    def fake_answer_probes(model, tok, probes, *, device="auto"):
+        seen["device"] = device
+        raise StopIteration
+
+    monkeypatch.setattr(exposure.probe, "answer_probes", fake_answer_probes)
+    evaluate = exposure._eval_by_bucket(tokenizer, [])
+    with pytest.raises(StopIteration):
+        evaluate(models.tiny_gpt(tokenizer, n_layer=1, n_embd=16, n_head=2), step=0)
+    assert seen["device"] == torch.device("cpu")

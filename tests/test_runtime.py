@@ -70,3 +70,9 @@ def test_validators():
 def test_autocast_dtype():
     assert runtime.autocast_dtype(torch.device("cpu")) is None
     assert runtime.autocast_dtype(torch.device("cuda")) == torch.bfloat16
+
+
+def test_model_device_reads_the_weights_device():
+    assert runtime.model_device(torch.nn.Linear(2, 2)) == torch.device("cpu")
+    with pytest.raises(ValueError, match="no parameters"):
+        runtime.model_device(torch.nn.ReLU())
