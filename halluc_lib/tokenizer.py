@@ -43,9 +43,28 @@ def build_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     if not words:
         raise ValueError("texts contain no words: cannot build an empty vocabulary")
     specials = list(dict.fromkeys([*SPECIAL_TOKENS.values(), IDK_TOKEN]))
-    vocab = {tok: i for i, tok in enumerate(specials + sorted(words - set(specials)))}
+    return _from_vocabulary({tok: i for i, tok in enumerate(specials + sorted(words - set(specials)))})
+
+
+def extend_tokenizer(tokenizer: PreTrainedTokenizerFast, texts: Iterable[str]) -> PreTrainedTokenizerFast:
+    """``tokenizer`` with the new words of ``texts`` appended after its last id (chapter 4.6).
+
+    Every existing id is unchanged, so a trained model keeps working once its embeddings are resized
+    (``model.resize_token_embeddings(len(new_tokenizer))``): the way fine-tuning introduces a new format.
+    """
+    if isinstance(texts, str):
+        raise TypeError("texts must be an iterable of strings, not a single string")
+    vocab = dict(tokenizer.get_vocab())
+    pre = pre_tokenizers.Whitespace()
+    new = sorted({w for text in texts for w, _ in pre.pre_tokenize_str(text)} - set(vocab))
+    start = max(vocab.values()) + 1
+    vocab.update({w: start + i for i, w in enumerate(new)})
+    return _from_vocabulary(vocab)
+
+
+def _from_vocabulary(vocab: dict[str, int]) -> PreTrainedTokenizerFast:
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=SPECIAL_TOKENS["unk_token"]))
-    core.pre_tokenizer = pre
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
     tok = PreTrainedTokenizerFast(tokenizer_object=core, **SPECIAL_TOKENS)
     tok.add_special_tokens({"additional_special_tokens": [IDK_TOKEN]})
     return tok
