@@ -23,7 +23,7 @@ import torch
 
 from .metrics import monofact_rate
 from .probe import extend_tokens
-from .runtime import check_positive_int, check_scale, resolve_device
+from .runtime import check_positive_int, check_scale, model_device, resolve_device
 from .world import ATTRIBUTES, FIRST_NAMES, LAST_NAMES, World, make_world
 
 ATTRIBUTE = "birth_city"
@@ -191,11 +191,35 @@ class MonofactRun:
     tokenizer: object
 
 
+def statement_model(population: Population, config: MonofactConfig, seed: int = 0):
+    """The tokenizer for ``population``'s statements and a fresh tiny GPT of ``config``'s size for them."""
+    from . import models
+    from .tokenizer import build_tokenizer
+
+    tok = build_tokenizer(population.world.vocabulary())
+    torch.manual_seed(seed)
+    model = models.tiny_gpt(tok, n_layer=config.n_layer, n_embd=config.n_embd, n_head=config.n_head, n_positions=16)
+    return tok, model
+
+
+def heldout_ids(population: Population, tokenizer, people: Sequence[int]) -> torch.Tensor:
+    """Held-out statements about ``people`` as one tensor of token ids, each after the document separator."""
+    ids = tokenizer([population.statement(int(p)) for p in people], add_special_tokens=False)["input_ids"]
+    return torch.tensor([[tokenizer.eos_token_id, *d] for d in ids])
+
+
+@torch.inference_mode()
+def heldout_nll(model, ids: torch.Tensor) -> float:
+    """Mean next-token negative log-likelihood of held-out statements: the calibration cost of overfitting."""
+    from .objectives import causal_lm_loss
+
+    model.eval()
+    return causal_lm_loss(model(input_ids=ids.to(model_device(model))).logits.float().cpu(), ids).item()
+
+
 def run_monofacts(config: MonofactConfig, *, seed: int = 0, device="auto", progress: bool = True) -> MonofactRun:
     """The counting model at every corpus size, then a tiny GPT trained for ``max(epochs)`` passes."""
-    from . import batching, models
-    from .objectives import causal_lm_loss
-    from .tokenizer import build_tokenizer
+    from . import batching
     from .train import TrainConfig, train
 
     if not isinstance(config, MonofactConfig):
@@ -216,10 +240,9 @@ def run_monofacts(config: MonofactConfig, *, seed: int = 0, device="auto", progr
 
     train_people = population.draw(config.n_statements, rng)
     heldout_people = population.draw(config.heldout_statements, rng)
-    tok = build_tokenizer(population.world.vocabulary())
+    tok, model = statement_model(population, config, seed)
     corpus = [population.statement(int(p)) for p in train_people]
-    heldout = tok([population.statement(int(p)) for p in heldout_people], add_special_tokens=False)["input_ids"]
-    heldout_ids = torch.tensor([[tok.eos_token_id, *d] for d in heldout])
+    heldout = heldout_ids(population, tok, heldout_people)
     batches = batching.LMBatches.from_texts(corpus, tok, batch_size=config.batch_size, seed=seed)
     per_epoch = batches.batches_per_epoch()
     marks = {e * per_epoch: e for e in config.epochs}
@@ -231,17 +254,14 @@ def run_monofacts(config: MonofactConfig, *, seed: int = 0, device="auto", progr
         texts = sample_statements(model, tok, config.n_generations, seed=seed + step, device=dev)
         judged = judge(population, texts, train_people)
         halluc = judged[judged.hallucination]
-        nll = causal_lm_loss(model(input_ids=heldout_ids.to(dev)).logits.float().cpu(), heldout_ids).item()
         return {
             "epoch": marks[step],
             "hallucination_rate": judged.hallucination.mean(),
             "malformed_rate": judged.malformed.mean(),
             "share_of_hallucinations_seen_at_most_once": (halluc.times_seen <= 1).mean() if len(halluc) else np.nan,
-            "heldout_nll": nll,
+            "heldout_nll": heldout_nll(model, heldout),
         }
 
-    torch.manual_seed(seed)
-    model = models.tiny_gpt(tok, n_layer=config.n_layer, n_embd=config.n_embd, n_head=config.n_head, n_positions=16)
     steps = max(config.epochs) * per_epoch
     result = train(
         model,
