@@ -128,3 +128,11 @@ def test_shipped_world_equals_the_generated_one():
 
     shipped = world.load_world(ROOT / "data" / "exposure_world_seed0.json")
     assert shipped == world.bucket_world((0, 1, 2, 4, 8, 16, 32, 64), 150, seed=0, n_templates=4)
+
+
+def test_shipped_recommender_logs_equal_the_generated_ones():
+    from halluc_lib import recommender
+
+    _, _, card = recommender.load_data(ROOT / "data" / "recsys_popularity_seed0.json")
+    generated = recommender.simulate(recommender.RecsysConfig(), seed=0)
+    assert card["sha256"] == recommender.data_card(generated)["sha256"]
