@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .runtime import check_positive_int
+from .runtime import check_positive_int, check_probability
 
 IGNORE_INDEX = -100  # label value that the transformers losses skip
 
@@ -171,3 +171,35 @@ class TensorBatches:
         order = _epoch_rng(self.seed, epoch).permutation(self.n)
         rows = torch.from_numpy(order[index * self.batch_size : (index + 1) * self.batch_size])
         return {k: v[rows] for k, v in self.tensors.items()}
+
+
+class MLMBatches:
+    """Masked-LM batches from equally long sentences (chapter 5.1): BERT's corruption drawn afresh for every
+    batch, from a generator seeded by (seed, epoch, index), so a run repeats exactly."""
+
+    def __init__(
+        self, input_ids: torch.Tensor, tokenizer, *, batch_size: int, probability: float = 0.15, seed: int = 0
+    ):
+        self.rows = TensorBatches({"input_ids": input_ids}, batch_size=batch_size, seed=seed)
+        self.mask_id, self.vocab_size = tokenizer.mask_token_id, len(tokenizer)
+        self.special = set(tokenizer.all_special_ids)
+        self.probability, self.seed = check_probability("probability", probability, open_low=True), seed
+
+    def batches_per_epoch(self) -> int:
+        return self.rows.batches_per_epoch()
+
+    def batch(self, epoch: int, index: int) -> dict[str, torch.Tensor]:
+        from .objectives import mask_for_mlm
+
+        ids = self.rows.batch(epoch, index)["input_ids"]
+        state = np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0]
+        generator = torch.Generator().manual_seed(int(state))
+        corrupted, labels = mask_for_mlm(
+            ids,
+            mask_id=self.mask_id,
+            vocab_size=self.vocab_size,
+            special_ids=self.special,
+            probability=self.probability,
+            generator=generator,
+        )
+        return {"input_ids": corrupted, "labels": labels}

@@ -136,3 +136,11 @@ def test_shipped_recommender_logs_equal_the_generated_ones():
     _, _, card = recommender.load_data(ROOT / "data" / "recsys_popularity_seed0.json")
     generated = recommender.simulate(recommender.RecsysConfig(), seed=0)
     assert card["sha256"] == recommender.data_card(generated)["sha256"]
+
+
+def test_shipped_finance_task_equals_the_generated_one():
+    from halluc_lib import finance
+
+    shipped, _ = finance.load_task(ROOT / "data" / "finance_sentiment_seed0.json")
+    generated = finance.finance_task(seed=0)
+    assert all(shipped[split].equals(generated[split]) for split in generated)
