@@ -362,3 +362,73 @@ def read_senses(mlm, tokenizer) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+#: Label words of the cloze classifier: the masked partner word is read as the sentence's sentiment.
+LABEL_WORDS = ("bad", "good")
+
+
+def cloze_texts(frame: pd.DataFrame) -> list[str]:
+    """Each sentence's sentiment word followed by a masked partner: "<subject> : <word> and [MASK]"."""
+    subjects = frame.text.str.split().str[0]
+    return [TEMPLATE.format(subject=s, w1=w, w2="good") for s, w in zip(subjects, frame.word, strict=True)]
+
+
+class ClozeClassifier(torch.nn.Module):
+    """Sentiment read from a masked LM (Schick & Schütze 2021): the logits of the label words at the masked
+    partner position are the class logits. Fine-tuning it keeps the pretraining task's form, so what the masked
+    LM learned about a word carries over to the classification directly."""
+
+    def __init__(self, mlm, tokenizer):
+        super().__init__()
+        self.mlm, self.mask_id = mlm, tokenizer.mask_token_id
+        self.register_buffer("label_ids", torch.tensor(tokenizer.convert_tokens_to_ids(list(LABEL_WORDS))))
+
+    def forward(self, input_ids, labels=None, **_):
+        from types import SimpleNamespace
+
+        masked = input_ids.clone()
+        masked[:, -2] = self.mask_id
+        logits = self.mlm(input_ids=masked).logits[:, -2][:, self.label_ids]
+        loss = torch.nn.functional.cross_entropy(logits, labels) if labels is not None else None
+        return SimpleNamespace(loss=loss, logits=logits)
+
+
+def fine_tune_cloze(
+    tokenizer, train_frame: pd.DataFrame, config: FinanceConfig, *, start_from, seed: int = 0, device="auto"
+):
+    """A :class:`ClozeClassifier` on a copy of ``start_from`` (a pretrained masked LM), fine-tuned on
+    ``train_frame``; returned on the CPU in eval mode."""
+    import copy
+
+    from .batching import TensorBatches
+    from .train import TrainConfig, train
+
+    torch.manual_seed(seed)
+    model = ClozeClassifier(copy.deepcopy(start_from), tokenizer)
+    batches = TensorBatches(
+        {
+            "input_ids": encode(cloze_texts(train_frame), tokenizer),
+            "labels": torch.tensor(train_frame.label.to_numpy()),
+        },
+        batch_size=config.finetune_batch_size,
+        seed=seed,
+    )
+    train(
+        model,
+        batches,
+        TrainConfig(steps=config.finetune_steps, lr=config.finetune_lr, seed=seed),
+        device=device,
+        progress=False,
+    )
+    return model.cpu().eval()
+
+
+@torch.inference_mode()
+def predict_cloze(model, tokenizer, frame: pd.DataFrame) -> pd.DataFrame:
+    """Like :func:`predict`, for a :class:`ClozeClassifier`."""
+    probs = model(input_ids=encode(cloze_texts(frame), tokenizer)).logits.softmax(-1)
+    confidence, predicted = probs.max(-1)
+    return frame.assign(
+        predicted=predicted.numpy(), confidence=confidence.numpy(), correct=predicted.numpy() == frame.label.to_numpy()
+    )

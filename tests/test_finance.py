@@ -106,3 +106,15 @@ def test_read_senses_reports_every_word_in_both_domains():
     senses = finance.read_senses(mlm, tok)
     assert len(senses) == 2 * len(finance.FLIPPED) and senses.p_positive.between(0, 1).all()
     assert set(senses.domain) == set(finance.DOMAINS)
+
+
+def test_cloze_classifier_reads_the_label_words_at_the_mask():
+    tok = finance.tokenizer_for_finance()
+    config = finance.FinanceConfig(pretrain_sentences=100, pretrain_steps=1, finetune_steps=2, hidden=32, batch_size=16)
+    mlm = finance.pretrain(tok, finance.pretraining_corpus(100, 0.3), config, device="cpu")
+    task = finance.finance_task(n_train=32, n_test=12, seed=0)
+    assert finance.cloze_texts(task["test"].iloc[:1])[0].endswith("and good")
+    model = finance.fine_tune_cloze(tok, task["train"], config, start_from=mlm, seed=0, device="cpu")
+    predictions = finance.predict_cloze(model, tok, task["test"])
+    assert predictions.confidence.between(0.5, 1).all() and len(predictions) == 12
+    assert not any(p.requires_grad is False for p in mlm.parameters()) and model.mlm is not mlm  # a copy
