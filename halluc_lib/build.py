@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from .claims import RECORD_ENV
-from .world import atomic_write_text
+from .datafiles import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "_build"

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
+from .datafiles import atomic_write_text
 from .report import glue
-from .world import atomic_write_text
 
 COMPARISONS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 

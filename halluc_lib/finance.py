@@ -15,8 +15,6 @@ the classifier knows about them comes from pretraining.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .datafiles import load_with_card, save_with_card
 from .runtime import check_positive_int, check_probability, check_scale
-from .world import atomic_write_text
 
 DOMAINS = ("general", "finance")
 SUBJECTS = {
@@ -139,13 +137,8 @@ def finance_task(n_train: int = 400, n_test: int = 600, seed: int = 0) -> dict[s
 # --- frozen copy in data/ ------------------------------------------------------------------------------------
 
 
-def _sha256(payload) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
 def save_task(task: dict[str, pd.DataFrame], path, seed: int) -> Path:
     """Write the task as JSON with a data card (and the card as Markdown beside it)."""
-    path = Path(path)
     payload = {split: frame.to_dict(orient="list") for split, frame in task.items()}
     card = {
         "what": "Templated finance sentiment sentences (one sentiment word and one neutral word each); the test "
@@ -156,26 +149,14 @@ def save_task(task: dict[str, pd.DataFrame], path, seed: int) -> Path:
         "sizes": {split: len(frame) for split, frame in task.items()},
         "flipped_words": {w: {"general": g, "finance": f} for w, (g, f) in FLIPPED.items()},
         "licence": "CC0 (synthetic)",
-        "sha256": _sha256(payload),
     }
-    atomic_write_text(path, json.dumps({"card": card, "data": payload}))
-    lines = [f"# Data card: {path.name}", ""] + [f"- **{k}**: {v}" for k, v in card.items()]
-    atomic_write_text(path.with_suffix(".md"), "\n".join(lines) + "\n")
-    return path
+    return save_with_card(path, payload, card)
 
 
 def load_task(path) -> tuple[dict[str, pd.DataFrame], dict]:
     """The task and its card from a file written by :func:`save_task`; a wrong checksum is refused."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"path: no finance task file at {path}")
-    payload = json.loads(path.read_text())
-    if not isinstance(payload, dict) or set(payload) != {"card", "data"}:
-        raise ValueError(f"path: {path} is not a finance task file (expected keys 'card' and 'data')")
-    expected, actual = payload["card"].get("sha256"), _sha256(payload["data"])
-    if expected != actual:
-        raise ValueError(f"path: checksum mismatch in {path}: card says {expected}, contents hash to {actual}")
-    return {split: pd.DataFrame(cols) for split, cols in payload["data"].items()}, payload["card"]
+    data, card = load_with_card(path, "finance task")
+    return {split: pd.DataFrame(cols) for split, cols in data.items()}, card
 
 
 # --- pretraining and fine-tuning ------------------------------------------------------------------------------

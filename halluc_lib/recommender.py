@@ -19,8 +19,6 @@ weights (Saito et al. 2020's unbiased estimator, propensities estimated from ite
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,8 +28,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .datafiles import content_sha256, load_with_card, save_with_card
 from .runtime import check_positive_int, check_probability, check_scale
-from .world import atomic_write_text
 
 WEIGHTINGS = ("plain", "ipw")
 
@@ -131,10 +129,6 @@ def _payload(data: RecsysData) -> dict:
     }
 
 
-def _sha256(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
 def data_card(data: RecsysData) -> dict:
     counts = data.clicks_per_item
     return {
@@ -150,32 +144,19 @@ def data_card(data: RecsysData) -> dict:
         "test_pairs": len(data.test),
         "clicks_on_top_10pc_items": round(float(np.sort(counts)[::-1][: len(counts) // 10].sum() / counts.sum()), 3),
         "licence": "CC0 (synthetic)",
-        "sha256": _sha256(_payload(data)),
+        "sha256": content_sha256(_payload(data)),
     }
 
 
 def save_data(data: RecsysData, path) -> Path:
     """Write the log and the test set as JSON with their data card, and the card as Markdown beside it."""
-    path = Path(path)
-    card = data_card(data)
-    atomic_write_text(path, json.dumps({"card": card, "data": _payload(data)}))
-    lines = [f"# Data card: {path.name}", ""] + [f"- **{k}**: {v}" for k, v in card.items()]
-    atomic_write_text(path.with_suffix(".md"), "\n".join(lines) + "\n")
-    return path
+    return save_with_card(path, _payload(data), data_card(data))
 
 
 def load_data(path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The log, the test set and the card of a file written by :func:`save_data`; a wrong checksum is refused."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"path: no recommender data file at {path}")
-    payload = json.loads(path.read_text())
-    if not isinstance(payload, dict) or set(payload) != {"card", "data"}:
-        raise ValueError(f"path: {path} is not a recommender data file (expected keys 'card' and 'data')")
-    expected, actual = payload["card"].get("sha256"), _sha256(payload["data"])
-    if expected != actual:
-        raise ValueError(f"path: checksum mismatch in {path}: card says {expected}, contents hash to {actual}")
-    return pd.DataFrame(payload["data"]["log"]), pd.DataFrame(payload["data"]["test"]), payload["card"]
+    data, card = load_with_card(path, "recommender data")
+    return pd.DataFrame(data["log"]), pd.DataFrame(data["test"]), card
 
 
 # --- the model and its training -------------------------------------------------------------------------------

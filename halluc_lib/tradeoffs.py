@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from .cache import cache_root
-from .world import atomic_write_text
+from .datafiles import atomic_write_text
 
 #: The pages that record a trade-off, in book order.
 PAGES = (

@@ -29,8 +29,8 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from .batching import BatchSource, count_tokens
+from .datafiles import atomic_write_text
 from .runtime import autocast_dtype, check_positive_int, resolve_device
-from .world import atomic_write_text
 
 EvalFn = Callable[[torch.nn.Module, int], "pd.DataFrame | list[dict] | dict"]
 

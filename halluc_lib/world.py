@@ -9,10 +9,7 @@ Everything here is a pure function of its arguments and the seed: the same call 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .datafiles import content_sha256, load_with_card, save_with_card
 from .runtime import check_positive_int
 
 # --------------------------------------------------------------------------------------------------------
@@ -197,12 +195,7 @@ class World:
 
     def checksum(self) -> str:
         """SHA-256 of the world's canonical JSON: two worlds with the same facts have the same checksum."""
-        return _sha256(self.to_dict())
-
-
-def _sha256(payload: dict) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+        return content_sha256(self.to_dict())
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -378,45 +371,14 @@ def make_probes(world: World, people: Sequence[int] | None = None, templates: Se
 # Saving and loading, with a checksum so that a changed or corrupted file is refused.
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_world(world: World, path: str | os.PathLike) -> Path:
     """Save ``world`` as JSON with its data card (which holds the checksum) and a Markdown data card beside it."""
-    path = Path(path)
-    payload = {"card": world.card, "world": world.to_dict()}
-    atomic_write_text(path, json.dumps(payload, indent=1))
-    lines = [f"# Data card: {path.name}", ""] + [f"- **{k}**: {v}" for k, v in world.card.items()]
-    atomic_write_text(path.with_suffix(".md"), "\n".join(lines) + "\n")
-    return path
+    return save_with_card(path, world.to_dict(), world.card, key="world", indent=1)
 
 
 def load_world(path: str | os.PathLike) -> World:
     """Load a world saved by :func:`save_world`, refusing it if its checksum does not match its contents."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"path: no world file at {path}")
-    payload = json.loads(path.read_text())
-    if not isinstance(payload, dict) or "world" not in payload or "card" not in payload:
-        raise ValueError(f"path: {path} is not a world file (expected keys 'card' and 'world')")
-    expected = payload["card"].get("sha256")
-    actual = _sha256(payload["world"])
-    if expected != actual:
-        raise ValueError(f"path: checksum mismatch in {path}: card says {expected}, contents hash to {actual}")
-    w = payload["world"]
+    w, _ = load_with_card(path, "world", key="world")
     world = World(
         names=tuple(w["names"]),
         attributes=tuple(w["attributes"]),

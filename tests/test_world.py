@@ -119,13 +119,3 @@ def test_save_load_roundtrip_and_checksum(tmp_path, tiny_world):
         world.load_world(tmp_path / "bad.json")
     with pytest.raises(FileNotFoundError, match="path: no world file"):
         world.load_world(tmp_path / "missing.json")
-
-
-def test_atomic_write_leaves_no_partial_file(tmp_path):
-    target = tmp_path / "f.txt"
-    world.atomic_write_text(target, "old")
-
-    with pytest.raises(TypeError):
-        world.atomic_write_text(target, 123)  # type: ignore[arg-type]
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
