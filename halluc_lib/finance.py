@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -234,14 +235,36 @@ def pretrain(tokenizer, corpus, config: FinanceConfig, *, seed: int = 0, device=
     return model.cpu()
 
 
+def _fit(model, input_ids: torch.Tensor, labels, config: FinanceConfig, *, seed: int, device):
+    """Fine-tune ``model`` on (input ids, labels) with the fine-tuning budget of ``config``; CPU, eval mode."""
+    from .batching import TensorBatches
+    from .train import TrainConfig, train
+
+    batches = TensorBatches(
+        {"input_ids": input_ids, "labels": torch.tensor(np.asarray(labels))},
+        batch_size=config.finetune_batch_size,
+        seed=seed,
+    )
+    train_config = TrainConfig(steps=config.finetune_steps, lr=config.finetune_lr, seed=seed)
+    train(model, batches, train_config, device=device, progress=False)
+    return model.cpu().eval()
+
+
+@torch.inference_mode()
+def _judge(model, input_ids: torch.Tensor, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the predicted label, the probability of the prediction and whether it is right."""
+    confidence, predicted = model(input_ids=input_ids).logits.softmax(-1).max(-1)
+    return frame.assign(
+        predicted=predicted.numpy(), confidence=confidence.numpy(), correct=predicted.numpy() == frame.label.to_numpy()
+    )
+
+
 def fine_tune(
     tokenizer, train_frame: pd.DataFrame, config: FinanceConfig, *, start_from=None, seed: int = 0, device="auto"
 ):
     """A tiny BERT classifier fine-tuned on ``train_frame``, its encoder initialised from ``start_from`` (a
     pretrained masked LM) or at random; returned on the CPU in eval mode."""
     from . import models
-    from .batching import TensorBatches
-    from .train import TrainConfig, train
 
     torch.manual_seed(seed)
     model = models.tiny_bert_classifier(
@@ -249,30 +272,12 @@ def fine_tune(
     )
     if start_from is not None:
         model.bert.load_state_dict(start_from.bert.state_dict(), strict=False)  # no pooler in a masked LM
-    ids = encode(train_frame.text, tokenizer)
-    batches = TensorBatches(
-        {"input_ids": ids, "labels": torch.tensor(train_frame.label.to_numpy())},
-        batch_size=config.finetune_batch_size,
-        seed=seed,
-    )
-    train(
-        model,
-        batches,
-        TrainConfig(steps=config.finetune_steps, lr=config.finetune_lr, seed=seed),
-        device=device,
-        progress=False,
-    )
-    return model.cpu().eval()
+    return _fit(model, encode(train_frame.text, tokenizer), train_frame.label, config, seed=seed, device=device)
 
 
-@torch.inference_mode()
 def predict(model, tokenizer, frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with the predicted label, the probability of the prediction and whether it is right."""
-    probs = model(input_ids=encode(frame.text, tokenizer)).logits.softmax(-1)
-    confidence, predicted = probs.max(-1)
-    return frame.assign(
-        predicted=predicted.numpy(), confidence=confidence.numpy(), correct=predicted.numpy() == frame.label.to_numpy()
-    )
+    return _judge(model, encode(frame.text, tokenizer), frame)
 
 
 @dataclass
@@ -366,8 +371,6 @@ class ClozeClassifier(torch.nn.Module):
         self.register_buffer("label_ids", torch.tensor(tokenizer.convert_tokens_to_ids(list(LABEL_WORDS))))
 
     def forward(self, input_ids, labels=None, **_):
-        from types import SimpleNamespace
-
         masked = input_ids.clone()
         masked[:, -2] = self.mask_id
         logits = self.mlm(input_ids=masked).logits[:, -2][:, self.label_ids]
@@ -382,34 +385,12 @@ def fine_tune_cloze(
     ``train_frame``; returned on the CPU in eval mode."""
     import copy
 
-    from .batching import TensorBatches
-    from .train import TrainConfig, train
-
     torch.manual_seed(seed)
     model = ClozeClassifier(copy.deepcopy(start_from), tokenizer)
-    batches = TensorBatches(
-        {
-            "input_ids": encode(cloze_texts(train_frame), tokenizer),
-            "labels": torch.tensor(train_frame.label.to_numpy()),
-        },
-        batch_size=config.finetune_batch_size,
-        seed=seed,
-    )
-    train(
-        model,
-        batches,
-        TrainConfig(steps=config.finetune_steps, lr=config.finetune_lr, seed=seed),
-        device=device,
-        progress=False,
-    )
-    return model.cpu().eval()
+    ids = encode(cloze_texts(train_frame), tokenizer)
+    return _fit(model, ids, train_frame.label, config, seed=seed, device=device)
 
 
-@torch.inference_mode()
 def predict_cloze(model, tokenizer, frame: pd.DataFrame) -> pd.DataFrame:
     """Like :func:`predict`, for a :class:`ClozeClassifier`."""
-    probs = model(input_ids=encode(cloze_texts(frame), tokenizer)).logits.softmax(-1)
-    confidence, predicted = probs.max(-1)
-    return frame.assign(
-        predicted=predicted.numpy(), confidence=confidence.numpy(), correct=predicted.numpy() == frame.label.to_numpy()
-    )
+    return _judge(model, encode(cloze_texts(frame), tokenizer), frame)

@@ -8,10 +8,10 @@ knows. Stopping early — before the unknown examples are fitted — avoided mos
 
 Here the pretrained model is the chapter 2.1 model. Question answering is a new format for it: its tokenizer
 is extended with the question words (:func:`halluc_lib.tokenizer.extend_tokenizer`) and the embeddings resized.
-A fact is *known* when the pretrained model completes its biography sentence correctly. Fine-tuning sets of
-the same size differ only in their share of unknown facts; every model is evaluated during fine-tuning on its
-own examples (known and unknown apart), on a development set and on a test set of people fine-tuning never
-mentioned.
+A fact is *known* when the pretrained model completes its biography sentence correctly. Fine-tuning sets
+share the same known facts and differ only in the unknown facts added to them; every model is evaluated
+during fine-tuning on its own examples (known and unknown apart), on a development set and on a test set of
+people fine-tuning never mentioned.
 """
 
 from __future__ import annotations
@@ -123,16 +123,19 @@ def run_unknown_examples(
     known = knowledge.set_index(["person", "attribute"]).known
     tok = extend_tokenizer(base_run.tokenizer, qa_vocabulary())
     groups = split_people(world.n_people, seed)
-    heldout = {split: qa_probes(world, groups[split]) for split in ("dev", "test")}
+    heldout = {}  # split -> (probes, whether the pretrained model knows each), computed once for every set
+    for split in ("dev", "test"):
+        split_probes = qa_probes(world, groups[split])
+        heldout[split] = (split_probes, [known[(p.person, p.attribute)] for p in split_probes])
     curves = []
     for share, examples in fine_tuning_sets(world, knowledge, groups["fine-tuning"], config, seed).items():
-        probes = {"fine-tuning": [p for p, _ in examples], **heldout}
+        splits = {"fine-tuning": ([p for p, _ in examples], [k for _, k in examples]), **heldout}
 
-        def evaluate(model, step, probes=probes):
+        def evaluate(model, step, splits=splits):
             rows = []
-            for split, split_probes in probes.items():
+            for split, (split_probes, flags) in splits.items():
                 answers = answers_of(model, tok, split_probes, model_device(model))
-                answers["known"] = [known[(p.person, p.attribute)] for p in split_probes]
+                answers["known"] = flags
                 answers["names_a_value"] = names_a_value(answers)
                 for is_known, group in answers.groupby("known"):
                     rows.append(
