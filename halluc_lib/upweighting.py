@@ -115,8 +115,6 @@ def run_upweighting(
     progress: bool = True,
 ) -> UpweightingRun:
     """Train one model per strategy on the same statements for the same number of steps; judge each."""
-    import time
-
     from . import batching, probe
     from .train import TrainConfig, train
 
@@ -130,16 +128,16 @@ def run_upweighting(
     heldout_people = population.draw(statements.heldout_statements, rng)
     _, rare_chosen = upweighted_corpus(train_people, "rare", config.share, config.repeats, seed)
     rare_people = train_people[rare_chosen]
+    steps = config.epochs * -(-len(train_people) // statements.batch_size)  # the same for every strategy
     rows, recall = [], []
     for strategy in STRATEGIES:
         people, chosen = upweighted_corpus(train_people, strategy, config.share, config.repeats, seed)
         tok, model = statement_model(population, statements, seed)
         corpus = [population.statement(int(p)) for p in people]
         batches = batching.LMBatches.from_texts(corpus, tok, batch_size=statements.batch_size, seed=seed)
-        steps = config.epochs * -(-len(train_people) // statements.batch_size)  # the same for every strategy
-        start = time.perf_counter()
-        train(model, batches, TrainConfig(steps=steps, lr=statements.lr, seed=seed), device=device, progress=progress)
-        seconds = time.perf_counter() - start
+        result = train(
+            model, batches, TrainConfig(steps=steps, lr=statements.lr, seed=seed), device=device, progress=progress
+        )
         texts = sample_statements(model, tok, statements.n_generations, seed=seed, device=device)
         judged = judge(population, texts, people)
         true = judged[judged["true"]]
@@ -156,7 +154,7 @@ def run_upweighting(
                 "share_of_repeated": judged.statement.isin(repeated).mean(),
                 "heldout_nll": heldout_nll(model, heldout_ids(population, tok, heldout_people)),
                 "steps": steps,
-                "train_seconds": seconds,
+                "train_seconds": result.seconds,
             }
         )
         recall.append(answers.assign(strategy=strategy))
