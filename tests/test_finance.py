@@ -118,3 +118,16 @@ def test_cloze_classifier_reads_the_label_words_at_the_mask():
     predictions = finance.predict_cloze(model, tok, task["test"])
     assert predictions.confidence.between(0.5, 1).all() and len(predictions) == 12
     assert not any(p.requires_grad is False for p in mlm.parameters()) and model.mlm is not mlm  # a copy
+
+
+def test_pretraining_is_cached_by_corpus(tmp_path, monkeypatch):
+    monkeypatch.setenv("HALLUC_CACHE", str(tmp_path))
+    tok = finance.tokenizer_for_finance()
+    config = finance.FinanceConfig(pretrain_sentences=50, pretrain_steps=2, hidden=32, batch_size=16)
+    corpus = finance.pretraining_corpus(50, 0.3)
+    first = finance.pretrain(tok, corpus, config, device="cpu")
+    assert len(list(tmp_path.iterdir())) == 1
+    again = finance.pretrain(tok, corpus, config, device="cpu")
+    assert torch.equal(first.bert.embeddings.word_embeddings.weight, again.bert.embeddings.word_embeddings.weight)
+    finance.pretrain(tok, finance.pretraining_corpus(50, 0.1), config, device="cpu")
+    assert len(list(tmp_path.iterdir())) == 2
