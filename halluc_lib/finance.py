@@ -343,9 +343,11 @@ def run_finance(
     return FinanceRun(config, task, pd.concat(frames, ignore_index=True), starts, tok)
 
 
-def summary(run: FinanceRun) -> pd.DataFrame:
-    """Per pretraining: test accuracy on shared and on flipped words, and the confidence of wrong answers."""
-    p = run.predictions
+def summary(run) -> pd.DataFrame:
+    """Per pretraining: test accuracy on shared and on flipped words, and the confidence of wrong answers.
+
+    ``run`` is a :class:`FinanceRun` or a predictions frame with a ``pretraining`` column (chapter 6.3)."""
+    p = run.predictions if isinstance(run, FinanceRun) else run
     out = p.groupby("pretraining", sort=False).agg(accuracy=("correct", "mean"))
     for flipped, name in ((False, "shared words"), (True, "flipped words")):
         out[f"accuracy, {name}"] = p[p.flipped == flipped].groupby("pretraining", sort=False).correct.mean()
