@@ -144,3 +144,11 @@ def test_shipped_finance_task_equals_the_generated_one():
     shipped, _ = finance.load_task(ROOT / "data" / "finance_sentiment_seed0.json")
     generated = finance.finance_task(seed=0)
     assert all(shipped[split].equals(generated[split]) for split in generated)
+
+
+def test_shipped_medicine_data_equal_the_generated_ones():
+    from halluc_lib import medicine
+
+    _, card = medicine.load_data(ROOT / "data" / "medicine_notes_seed0.json")
+    config = medicine.MedicineConfig()
+    assert card["sha256"] == medicine.data_card(medicine.make_data(config, seed=0), config, 0)["sha256"]

@@ -1,0 +1,379 @@
+"""Medicine: terms whose meaning depends on where the note was written (chapter 5.2).
+
+Clinical abbreviations are ambiguous, and which reading is meant depends on the hospital: "MS" is multiple
+sclerosis on a neurology ward and mitral stenosis on a cardiology one. The generator writes short notes from two
+hospitals, *north* and *south*, that expand the same eight abbreviations differently; the pretraining text is
+mostly from the north. A language model that cannot tell where a note comes from must expand every abbreviation
+the northern way — confidently, since that is what the text says 95% of the time. Two kinds of prior knowledge
+are measured against that: the note's header (which hospital wrote it) as context the model learns to use, and
+a hospital's own abbreviation list applied by constrained decoding.
+
+The same corpus holds drug orders, "order : <drug> <dose> mg", with a long tail of how often each drug
+appears, and formulary passages for other drugs that teach the model to read a dose from its context. Rare
+drugs' doses are then asked with and without the formulary entry (a knowledge base) in front of the question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .datafiles import content_sha256, load_with_card, save_with_card
+from .runtime import check_positive_int, check_probability, check_scale
+
+REGIONS = ("north", "south")
+#: abbreviation -> (the north hospital's expansion, the south hospital's); real ambiguities of clinical notes.
+ABBREVIATIONS = {
+    "ms": ("multiple sclerosis", "mitral stenosis"),
+    "pe": ("pulmonary embolism", "physical examination"),
+    "ra": ("rheumatoid arthritis", "right atrium"),
+    "cp": ("chest pain", "cerebral palsy"),
+    "pt": ("physical therapy", "prothrombin time"),
+    "dm": ("diabetes mellitus", "dermatomyositis"),
+    "bs": ("blood sugar", "breath sounds"),
+    "ca": ("cancer", "calcium"),
+}
+#: Words between the abbreviation and its expansion that say nothing about which reading is meant.
+FILLERS = ("seen today", "follow up", "stable overnight", "reviewed again", "admitted today", "notes updated")
+DOSES = ("5", "10", "20", "25", "40", "50", "100", "200", "250", "500")
+_ONSETS, _VOWELS, _SUFFIXES = "bdfgklmnprstvz", "aeiou", ("ol", "ine", "ex", "am", "ide", "one", "ast", "umab")
+
+
+def expansion(abbreviation: str, region: str) -> str:
+    """What ``abbreviation`` means in notes from ``region``."""
+    if region not in REGIONS:
+        raise ValueError(f"region must be one of {REGIONS}; got {region!r}")
+    if abbreviation not in ABBREVIATIONS:
+        raise ValueError(f"abbreviation must be one of {tuple(ABBREVIATIONS)}; got {abbreviation!r}")
+    return ABBREVIATIONS[abbreviation][REGIONS.index(region)]
+
+
+def note_prompt(abbreviation: str, region: str, filler: str, header: bool) -> str:
+    """A note up to the expansion: "note from <region> hospital : patient with ms , <filler> . ms means"."""
+    head = f"note from {region} hospital" if header else "note"
+    return f"{head} : patient with {abbreviation} , {filler} . {abbreviation} means"
+
+
+def notes(n: int, south_share: float, seed: int = 0) -> pd.DataFrame:
+    """``n`` notes (abbreviation, region, filler), ``south_share`` of them from the south hospital."""
+    n = check_positive_int("n", n)
+    check_probability("south_share", south_share)
+    rng = np.random.default_rng([seed, 71])
+    return pd.DataFrame(
+        {
+            "abbreviation": rng.choice(list(ABBREVIATIONS), n),
+            "region": np.where(rng.random(n) < south_share, "south", "north"),
+            "filler": rng.choice(FILLERS, n),
+        }
+    )
+
+
+def note_texts(frame: pd.DataFrame, header: bool) -> list[str]:
+    """The notes of ``frame`` written out, with or without the header that names the hospital."""
+    return [
+        f"{note_prompt(a, r, f, header)} {expansion(a, r)} ."
+        for a, r, f in zip(frame.abbreviation, frame.region, frame.filler, strict=True)
+    ]
+
+
+def drug_names(n: int, seed: int = 0, exclude=()) -> list[str]:
+    """``n`` distinct made-up drug names ("bazitol", "kemorine", …), none of them in ``exclude``."""
+    n = check_positive_int("n", n)
+    rng = np.random.default_rng([seed, 72])
+    names: list[str] = []
+    taken = set(exclude)
+    while len(names) < n:
+        name = "".join(rng.choice(list(_ONSETS)) + rng.choice(list(_VOWELS)) for _ in range(2)) + rng.choice(_SUFFIXES)
+        if name not in taken:
+            taken.add(name)
+            names.append(name)
+    return names
+
+
+def order_prompt(drug: str) -> str:
+    return f"order : {drug}"
+
+
+def formulary_prompt(drug: str, dose: str) -> str:
+    """The question with the knowledge base's entry for the drug in front of it."""
+    return f"formulary : {drug} {dose} mg . {order_prompt(drug)}"
+
+
+@dataclass(frozen=True)
+class MedicineConfig:
+    """The corpus (notes, drug orders, formulary passages) and the model that pretrains on it."""
+
+    n_notes: int = 4000
+    south_share: float = 0.05
+    n_drugs: int = 300
+    n_new_drugs: int = 100  # drugs the pretraining text never mentions (approved after it was written)
+    max_mentions: int = 32
+    n_formulary: int = 2000  # formulary passages about other drugs, where the dose can only be read
+    dictionary_coverage: float = 0.75  # share of the abbreviations in the south hospital's own list
+    steps: int = 700
+    batch_size: int = 64
+    lr: float = 3e-3
+    n_layer: int = 2
+    n_embd: int = 128
+    n_head: int = 4
+
+    def __post_init__(self):
+        for name in ("n_notes", "n_drugs", "max_mentions", "n_formulary", "steps", "batch_size"):
+            check_positive_int(name, getattr(self, name))
+        if not (isinstance(self.n_new_drugs, int) and self.n_new_drugs >= 0):
+            raise ValueError(f"n_new_drugs must be a non-negative integer; got {self.n_new_drugs!r}")
+        check_probability("south_share", self.south_share)
+        check_probability("dictionary_coverage", self.dictionary_coverage)
+
+    @classmethod
+    def for_scale(cls, scale: str = "quick") -> MedicineConfig:
+        check_scale(scale)
+        if scale == "quick":
+            return cls()
+        return cls(
+            n_notes=30000, n_drugs=1500, n_formulary=15000, steps=6000, n_layer=4, n_embd=256, n_head=8, lr=1.5e-3
+        )
+
+
+@dataclass
+class MedicalData:
+    notes: pd.DataFrame  # abbreviation, region, filler
+    drugs: pd.DataFrame  # drug, dose, mentions (0 for the new drugs)
+    formulary: pd.DataFrame  # drug, dose: the passages' other drugs
+    dictionary: dict  # the south hospital's abbreviation list: abbreviation -> expansion
+
+
+def make_data(config: MedicineConfig, seed: int = 0) -> MedicalData:
+    """Everything the chapter's corpora are written from, as a pure function of ``config`` and ``seed``."""
+    from .world import zipf_exposures
+
+    rng = np.random.default_rng([seed, 73])
+    n_asked = config.n_drugs + config.n_new_drugs
+    names = drug_names(n_asked + config.n_formulary, seed=seed)
+    mentions = zipf_exposures(config.n_drugs, max_exposures=config.max_mentions, seed=seed + 74)
+    drugs = pd.DataFrame(
+        {
+            "drug": names[:n_asked],
+            "dose": rng.choice(DOSES, n_asked),
+            "mentions": np.concatenate([mentions, np.zeros(config.n_new_drugs, dtype=np.int64)]),
+        }
+    )
+    formulary = pd.DataFrame({"drug": names[n_asked:], "dose": rng.choice(DOSES, config.n_formulary)})
+    covered = rng.permutation(list(ABBREVIATIONS))[: round(config.dictionary_coverage * len(ABBREVIATIONS))]
+    dictionary = {a: expansion(a, "south") for a in sorted(covered)}
+    return MedicalData(notes(config.n_notes, config.south_share, seed=seed), drugs, formulary, dictionary)
+
+
+def _payload(data: MedicalData) -> dict:
+    return {
+        "notes": data.notes.to_dict(orient="list"),
+        "drugs": data.drugs.to_dict(orient="list"),
+        "formulary": data.formulary.to_dict(orient="list"),
+        "dictionary": data.dictionary,
+    }
+
+
+def data_card(data: MedicalData, config: MedicineConfig, seed: int) -> dict:
+    return {
+        "what": "Clinical-style notes from two hospitals that expand eight abbreviations differently, drug orders "
+        "with a long tail of mentions (some drugs never mentioned), formulary entries for other drugs, and the "
+        "south hospital's abbreviation list.",
+        "how": "halluc_lib.medicine.make_data: each note's abbreviation, hospital (south with probability "
+        "south_share) and filler drawn at random; drug doses uniform over ten strengths, mentions Zipf(1.2) "
+        "up to max_mentions; the list covers dictionary_coverage of the abbreviations.",
+        "config": {
+            k: v
+            for k, v in config.__dict__.items()
+            if k
+            in (
+                "n_notes",
+                "south_share",
+                "n_drugs",
+                "n_new_drugs",
+                "max_mentions",
+                "n_formulary",
+                "dictionary_coverage",
+            )
+        },
+        "seed": seed,
+        "sizes": {"notes": len(data.notes), "drugs": len(data.drugs), "formulary": len(data.formulary)},
+        "licence": "CC0 (synthetic; drug names are made up)",
+        "sha256": content_sha256(_payload(data)),
+    }
+
+
+def save_data(data: MedicalData, config: MedicineConfig, path, seed: int = 0):
+    """Write the chapter's data as JSON with their data card, and the card as Markdown beside it."""
+    return save_with_card(path, _payload(data), data_card(data, config, seed))
+
+
+def load_data(path) -> tuple[MedicalData, dict]:
+    """The data and card of a file written by :func:`save_data`; a wrong checksum is refused."""
+    payload, card = load_with_card(path, "medicine data")
+    frames = {k: pd.DataFrame(payload[k]) for k in ("notes", "drugs", "formulary")}
+    return MedicalData(dictionary=payload["dictionary"], **frames), card
+
+
+def corpus(data: MedicalData, header: bool, seed: int = 0) -> list[str]:
+    """The pretraining text: the notes (with or without headers), every drug order as often as its drug is
+    mentioned, and the formulary passages, shuffled."""
+    texts = note_texts(data.notes, header)
+    texts += [f"{order_prompt(d)} {dose} mg ." for d, dose, k in data.drugs.itertuples(index=False) for _ in range(k)]
+    texts += [f"{formulary_prompt(d, dose)} {dose} mg ." for d, dose in data.formulary.itertuples(index=False)]
+    order = np.random.default_rng([seed, 75]).permutation(len(texts))
+    return [texts[i] for i in order]
+
+
+def tokenizer_for(data: MedicalData):
+    from .tokenizer import build_tokenizer
+
+    return build_tokenizer(corpus(data, header=True) + [f"{r} hospital" for r in REGIONS])
+
+
+def pretrain(data: MedicalData, tokenizer, config: MedicineConfig, *, header: bool, seed=0, device="auto", cache=True):
+    """A tiny GPT pretrained on the corpus with or without note headers (cached); returned in eval mode."""
+    from . import models
+    from .batching import LMBatches
+    from .cache import train_cached
+    from .datafiles import content_sha256
+    from .train import TrainConfig
+
+    texts = corpus(data, header, seed=seed)
+
+    def build():
+        torch.manual_seed(seed)
+        return models.tiny_gpt(tokenizer, n_layer=config.n_layer, n_embd=config.n_embd, n_head=config.n_head)
+
+    batches = LMBatches.from_texts(texts, tokenizer, batch_size=config.batch_size, seed=seed)
+    key = {"what": "medicine GPT", "corpus": content_sha256(texts), "batch_size": config.batch_size}
+    model, _, _ = train_cached(
+        build,
+        batches,
+        TrainConfig(steps=config.steps, lr=config.lr, seed=seed),
+        key=key,
+        cache=cache,
+        device=device,
+        progress=False,
+    )
+    return model.eval()
+
+
+def _prompt_logits(model, tokenizer, prompts: list[str], device) -> torch.Tensor:
+    from .probe import next_token_logits
+    from .world import Probe
+
+    probes = [Probe(0, "", p, "", 0, 0) for p in prompts]
+    return next_token_logits(model, tokenizer, probes, device=device)
+
+
+def _first_word_ids(tokenizer, phrases) -> list[int]:
+    return tokenizer.convert_tokens_to_ids([p.split()[0] for p in phrases])
+
+
+def expand_abbreviations(model, tokenizer, *, header: bool, device="auto") -> pd.DataFrame:
+    """Every abbreviation × hospital × filler, asked as a note to be completed. The model's answer is the more
+    probable of the abbreviation's two readings (their first words); ``confidence`` is its share of the two,
+    ``free_answer_valid`` whether the unconstrained next word is one of them at all."""
+    rows = [(a, r, f) for a in ABBREVIATIONS for r in REGIONS for f in FILLERS]
+    logits = _prompt_logits(model, tokenizer, [note_prompt(a, r, f, header) for a, r, f in rows], device)
+    out = []
+    for (a, r, f), row in zip(rows, logits, strict=True):
+        ids = _first_word_ids(tokenizer, ABBREVIATIONS[a])
+        p = row[ids].softmax(-1)
+        pick = int(p.argmax())
+        answer = ABBREVIATIONS[a][pick]
+        out.append(
+            {
+                "abbreviation": a,
+                "region": r,
+                "filler": f,
+                "answer": answer,
+                "confidence": float(p[pick]),
+                "correct": answer == expansion(a, r),
+                "majority_reading": pick == 0,
+                "free_answer_valid": int(row.argmax()) in ids,
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def with_dictionary(answers: pd.DataFrame, dictionary: dict, region: str = "south") -> pd.DataFrame:
+    """Constrained decoding with a hospital's abbreviation list: for notes from ``region``, an abbreviation the
+    list covers can only be expanded as the list says; the others keep the model's answer."""
+    out = answers.copy()
+    listed = (out.region == region) & out.abbreviation.isin(list(dictionary))
+    out.loc[listed, "answer"] = out.loc[listed, "abbreviation"].map(dictionary)
+    out.loc[listed, "confidence"] = 1.0
+    out["correct"] = [
+        ans == expansion(a, r) for ans, a, r in zip(out.answer, out.abbreviation, out.region, strict=True)
+    ]
+    return out
+
+
+def summarize_expansions(answers: pd.DataFrame) -> pd.DataFrame:
+    """Per hospital: accuracy, how often the northern reading was chosen, and the confidence of wrong answers."""
+    grouped = answers.groupby("region")
+    table = grouped.agg(accuracy=("correct", "mean"), northern_reading=("majority_reading", "mean"))
+    table["confidence of wrong answers"] = answers[~answers.correct].groupby("region").confidence.mean()
+    return table.reindex(list(REGIONS))
+
+
+def ask_doses(model, tokenizer, drugs: pd.DataFrame, *, open_book: bool, device="auto") -> pd.DataFrame:
+    """Each drug's dose asked closed-book ("order : <drug>") or with its formulary entry in front. The answer is
+    the most probable dose; ``confidence`` its probability among the doses."""
+    prompts = [
+        formulary_prompt(d, dose) if open_book else order_prompt(d)
+        for d, dose in zip(drugs.drug, drugs.dose, strict=True)
+    ]
+    logits = _prompt_logits(model, tokenizer, prompts, device)
+    dose_ids = tokenizer.convert_tokens_to_ids(list(DOSES))
+    p = logits[:, dose_ids].softmax(-1)
+    confidence, pick = p.max(-1)
+    answers = np.asarray(DOSES)[pick.numpy()]
+    return drugs.assign(
+        answer=answers, confidence=confidence.numpy(), correct=answers == drugs.dose.to_numpy(), open_book=open_book
+    )
+
+
+@dataclass
+class MedicineRun:
+    config: MedicineConfig
+    data: MedicalData
+    tokenizer: object
+    models: dict  # "no header" / "header" -> the pretrained GPT
+    expansions: pd.DataFrame  # one row per model × abbreviation × hospital × filler
+    doses: pd.DataFrame  # one row per drug × (closed, open book), asked of the header model
+
+
+def run_medicine(config: MedicineConfig, *, seed: int = 0, device="auto", cache: bool = True) -> MedicineRun:
+    """Pretrain the model with and without note headers on the same notes, and ask both to expand every
+    abbreviation in notes from each hospital; ask the header model every drug's dose, with and without the
+    formulary."""
+    if not isinstance(config, MedicineConfig):
+        raise TypeError(f"config must be a MedicineConfig; got {type(config).__name__}")
+    data = make_data(config, seed=seed)
+    tok = tokenizer_for(data)
+    models, frames = {}, []
+    for name, header in (("no header", False), ("header", True)):
+        models[name] = pretrain(data, tok, config, header=header, seed=seed, device=device, cache=cache)
+        frames.append(expand_abbreviations(models[name], tok, header=header, device=device).assign(model=name))
+    doses = pd.concat(
+        [ask_doses(models["header"], tok, data.drugs, open_book=b, device=device) for b in (False, True)],
+        ignore_index=True,
+    )
+    return MedicineRun(config, data, tok, models, pd.concat(frames, ignore_index=True), doses)
+
+
+def dose_accuracy_by_mentions(doses: pd.DataFrame, edges=(0, 1, 2, 4, 8, 16)) -> pd.DataFrame:
+    """Dose accuracy closed- and open-book, by how often the drug was mentioned in pretraining."""
+    from .probe import exposure_buckets
+
+    bucket = exposure_buckets(doses.mentions, edges)
+    return (
+        doses.assign(mentions=bucket)
+        .pivot_table(index="mentions", columns="open_book", values="correct", aggfunc="mean", observed=True)
+        .rename(columns={False: "closed book", True: "with the formulary"})
+    )
