@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .datafiles import load_with_card, save_with_card
+from .datafiles import content_sha256, load_with_card, save_with_card
 from .runtime import check_positive_int, check_probability, check_scale
 
 DOMAINS = ("general", "finance")
@@ -227,7 +227,6 @@ def pretrain(
     from . import models
     from .batching import MLMBatches
     from .cache import train_cached
-    from .datafiles import content_sha256
     from .train import TrainConfig
 
     corpus = list(corpus)

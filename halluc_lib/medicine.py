@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from .datafiles import content_sha256, load_with_card, save_with_card
+from .probe import prompt_logits
 from .runtime import check_positive_int, check_probability, check_scale
 
 REGIONS = ("north", "south")
@@ -167,6 +168,18 @@ def make_data(config: MedicineConfig, seed: int = 0) -> MedicalData:
     return MedicalData(notes(config.n_notes, config.south_share, seed=seed), drugs, formulary, dictionary)
 
 
+#: The fields of :class:`MedicineConfig` that determine the data (the rest determine the model and its training).
+_DATA_FIELDS = (
+    "n_notes",
+    "south_share",
+    "n_drugs",
+    "n_new_drugs",
+    "max_mentions",
+    "n_formulary",
+    "dictionary_coverage",
+)
+
+
 def _payload(data: MedicalData) -> dict:
     return {
         "notes": data.notes.to_dict(orient="list"),
@@ -184,20 +197,7 @@ def data_card(data: MedicalData, config: MedicineConfig, seed: int) -> dict:
         "how": "halluc_lib.medicine.make_data: each note's abbreviation, hospital (south with probability "
         "south_share) and filler drawn at random; drug doses uniform over ten strengths, mentions Zipf(1.2) "
         "up to max_mentions; the list covers dictionary_coverage of the abbreviations.",
-        "config": {
-            k: v
-            for k, v in config.__dict__.items()
-            if k
-            in (
-                "n_notes",
-                "south_share",
-                "n_drugs",
-                "n_new_drugs",
-                "max_mentions",
-                "n_formulary",
-                "dictionary_coverage",
-            )
-        },
+        "config": {k: getattr(config, k) for k in _DATA_FIELDS},
         "seed": seed,
         "sizes": {"notes": len(data.notes), "drugs": len(data.drugs), "formulary": len(data.formulary)},
         "licence": "CC0 (synthetic; drug names are made up)",
@@ -238,7 +238,6 @@ def pretrain(data: MedicalData, tokenizer, config: MedicineConfig, *, header: bo
     from . import models
     from .batching import LMBatches
     from .cache import train_cached
-    from .datafiles import content_sha256
     from .train import TrainConfig
 
     texts = corpus(data, header, seed=seed)
@@ -261,14 +260,6 @@ def pretrain(data: MedicalData, tokenizer, config: MedicineConfig, *, header: bo
     return model.eval()
 
 
-def _prompt_logits(model, tokenizer, prompts: list[str], device) -> torch.Tensor:
-    from .probe import next_token_logits
-    from .world import Probe
-
-    probes = [Probe(0, "", p, "", 0, 0) for p in prompts]
-    return next_token_logits(model, tokenizer, probes, device=device)
-
-
 def _first_word_ids(tokenizer, phrases) -> list[int]:
     return tokenizer.convert_tokens_to_ids([p.split()[0] for p in phrases])
 
@@ -278,7 +269,7 @@ def expand_abbreviations(model, tokenizer, *, header: bool, device="auto") -> pd
     probable of the abbreviation's two readings (their first words); ``confidence`` is its share of the two,
     ``free_answer_valid`` whether the unconstrained next word is one of them at all."""
     rows = [(a, r, f) for a in ABBREVIATIONS for r in REGIONS for f in FILLERS]
-    logits = _prompt_logits(model, tokenizer, [note_prompt(a, r, f, header) for a, r, f in rows], device)
+    logits = prompt_logits(model, tokenizer, [note_prompt(a, r, f, header) for a, r, f in rows], device=device)
     out = []
     for (a, r, f), row in zip(rows, logits, strict=True):
         ids = _first_word_ids(tokenizer, ABBREVIATIONS[a])
@@ -328,7 +319,7 @@ def ask_doses(model, tokenizer, drugs: pd.DataFrame, *, open_book: bool, device=
         formulary_prompt(d, dose) if open_book else order_prompt(d)
         for d, dose in zip(drugs.drug, drugs.dose, strict=True)
     ]
-    logits = _prompt_logits(model, tokenizer, prompts, device)
+    logits = prompt_logits(model, tokenizer, prompts, device=device)
     dose_ids = tokenizer.convert_tokens_to_ids(list(DOSES))
     p = logits[:, dose_ids].softmax(-1)
     confidence, pick = p.max(-1)

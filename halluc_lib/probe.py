@@ -26,9 +26,9 @@ from .world import ATTRIBUTES, Probe
 IDK_ANSWER = "I don't know"
 
 
-def _groups(probes: Sequence[Probe], tokenizer) -> dict[int, list[int]]:
-    """Probe indices grouped by prompt length, so each group is one rectangular batch with no padding."""
-    lengths = [len(ids) for ids in tokenizer([p.prompt for p in probes], add_special_tokens=False)["input_ids"]]
+def _groups(prompts: Sequence[str], tokenizer) -> dict[int, list[int]]:
+    """Prompt indices grouped by length, so each group is one rectangular batch with no padding."""
+    lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
     groups: dict[int, list[int]] = defaultdict(list)
     for i, n in enumerate(lengths):
         groups[n].append(i)
@@ -36,28 +36,35 @@ def _groups(probes: Sequence[Probe], tokenizer) -> dict[int, list[int]]:
 
 
 @torch.inference_mode()
-def next_token_logits(
-    model, tokenizer, probes: Sequence[Probe], *, batch_size: int = 512, device="auto"
-) -> torch.Tensor:
-    """Logits of the token after each probe's prompt (the prompt starts with the separator, as documents do).
+def prompt_logits(model, tokenizer, prompts: Sequence[str], *, batch_size: int = 512, device="auto") -> torch.Tensor:
+    """Logits of the token after each prompt (a prompt starts with the separator, as documents do).
 
-    Returns a float32 CPU tensor of shape ``(len(probes), vocab_size)``.
+    Returns a float32 CPU tensor of shape ``(len(prompts), vocab_size)``.
     """
-    if len(probes) == 0:
-        raise ValueError("probes must not be empty")
+    if len(prompts) == 0:
+        raise ValueError("prompts must not be empty")
     device = resolve_device(device)
     model.eval()
     model.to(device)
-    out = torch.empty(len(probes), model.config.vocab_size)
+    out = torch.empty(len(prompts), model.config.vocab_size)
     eos = tokenizer.eos_token_id
-    for _, idx in sorted(_groups(probes, tokenizer).items()):
-        ids = tokenizer([probes[i].prompt for i in idx], add_special_tokens=False)["input_ids"]
+    for _, idx in sorted(_groups(prompts, tokenizer).items()):
+        ids = tokenizer([prompts[i] for i in idx], add_special_tokens=False)["input_ids"]
         ids = torch.tensor([[eos, *x] for x in ids])
         for start in range(0, len(idx), batch_size):
             chunk = ids[start : start + batch_size].to(device)
             logits = model(input_ids=chunk, logits_to_keep=1).logits[:, -1, :]  # the head on the last position only
             out[idx[start : start + batch_size]] = logits.float().cpu()
     return out
+
+
+def next_token_logits(
+    model, tokenizer, probes: Sequence[Probe], *, batch_size: int = 512, device="auto"
+) -> torch.Tensor:
+    """:func:`prompt_logits` of each probe's prompt: shape ``(len(probes), vocab_size)``."""
+    if len(probes) == 0:
+        raise ValueError("probes must not be empty")
+    return prompt_logits(model, tokenizer, [p.prompt for p in probes], batch_size=batch_size, device=device)
 
 
 @torch.inference_mode()

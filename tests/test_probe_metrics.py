@@ -70,6 +70,8 @@ def test_abstention_helpers_and_outcomes_sum_to_one():
 def test_probe_bad_input(tokenizer, tiny_gpt):
     with pytest.raises(ValueError, match="probes must not be empty"):
         probe.next_token_logits(tiny_gpt, tokenizer, [])
+    with pytest.raises(ValueError, match="prompts must not be empty"):
+        probe.prompt_logits(tiny_gpt, tokenizer, [])
     with pytest.raises(ValueError, match="attribute must be one of"):
         probe.candidate_ids(tokenizer, "height")
 
