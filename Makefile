@@ -51,17 +51,17 @@ unit: setup
 
 execute: setup
 	rm -rf _build/cache _build/executed
-	$(PY) -m halluc_lib.build execute
+	$(PY) -m halluc_lib.tools.build execute
 
 html: setup
 	rm -rf _build/html _build/site _build/.doctrees
-	$(PY) -m halluc_lib.build html
+	$(PY) -m halluc_lib.tools.build html
 
 site: setup
 	$(BIN)/pytest -m site -p no:cacheprovider
 
 bench: setup
-	$(PY) -m halluc_lib.bench
+	$(PY) -m halluc_lib.tools.bench
 
 clean:
 	rm -rf _build

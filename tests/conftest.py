@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from halluc_lib import models, world
-from halluc_lib.tokenizer import world_tokenizer
+from halluc_lib.core import models, world
+from halluc_lib.core.tokenizer import world_tokenizer
 
 
 @pytest.fixture(scope="session")

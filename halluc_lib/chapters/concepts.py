@@ -1,0 +1,39 @@
+"""Chapter 1: what a hallucination is — a first look at a model that answers about people it never saw.
+
+The page asks the biography world's base model (:mod:`halluc_lib.datasets.biographies`) about people seen
+64 times and about people never seen: the first are recalled, the second still get a specific, confident
+answer. Chapter 2.1 takes the same model apart exposure by exposure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..core.runtime import Device
+from ..datasets.biographies import BiographyConfig, BiographyModel, biography_model
+
+
+@dataclass(frozen=True)
+class Config:
+    """The base model's world and training (the crisp regime of chapter 2.1)."""
+
+    biographies: BiographyConfig = BiographyConfig()
+
+    @classmethod
+    def for_scale(cls, scale: str = "quick") -> Config:
+        """The crisp biography world at ``scale``."""
+        return cls(BiographyConfig.for_scale(scale))
+
+
+@dataclass
+class Run:
+    """The trained base model and its answers to one probe per (person, attribute)."""
+
+    base: BiographyModel
+
+
+def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: bool = True) -> Run:
+    """Train (or load from the cache) the base model and probe it about everyone."""
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a concepts.Config; got {type(config).__name__}")
+    return Run(biography_model(config.biographies, seed=seed, device=device, progress=progress))

@@ -1,0 +1,179 @@
+"""Building the book: execute every page with papermill, then build the HTML from the executed copies.
+
+Used by ``make book`` and ``make test`` (``python -m halluc_lib.tools.build execute|html``). Source notebooks are
+stored without outputs; executed copies go to ``_build/executed`` and the site is built from a staged copy of
+the book in ``_build/site``, so the working tree is never written to. Pages run one at a time: two torch
+processes on a 2-core machine slow each other down about twentyfold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import papermill
+import yaml
+
+from ..core.claims import RECORD_ENV
+from ..core.files import atomic_write_text
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "_build"
+STATUS_MARKER = "<!-- status-table -->"
+
+
+def toc_files(root: Path = ROOT) -> list[str]:
+    """Every page named in ``_toc.yml``, in reading order, as paths without suffix (e.g. ``book/preface``)."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections"))
+            walk(entry.get("chapters"))
+
+    walk(toc.get("parts"))
+    walk(toc.get("chapters"))
+    return files
+
+
+def notebooks(root: Path = ROOT) -> list[Path]:
+    """The notebooks of the book, in reading order."""
+    return [root / f"{f}.ipynb" for f in toc_files(root) if (root / f"{f}.ipynb").exists()]
+
+
+def execute(out: Path = BUILD / "executed", root: Path = ROOT, parameters: dict | None = None) -> list[dict]:
+    """Execute every notebook with papermill, one at a time, into ``out``; return one record per page.
+
+    Each page's claims record is written to ``out/records/<page>.json`` (via ``$HALLUC_RECORD``).
+    A failing page stops the build with papermill's error, which names the failing cell.
+    """
+
+    results = []
+    for nb in notebooks(root):
+        rel = nb.relative_to(root)
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        record = out / "records" / f"{nb.stem}.json"
+        record.unlink(missing_ok=True)
+        os.environ[RECORD_ENV] = str(record)
+        print(f"executing {rel} ...", flush=True)
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(nb),
+                str(target),
+                parameters=parameters or {},
+                cwd=str(nb.parent),
+                kernel_name="python3",
+                progress_bar=False,
+            )
+        finally:
+            os.environ.pop(RECORD_ENV, None)
+        seconds = time.perf_counter() - start
+        print(f"  {rel}: {seconds:.0f} s", flush=True)
+        results.append({"page": nb.stem, "seconds": seconds})
+    return results
+
+
+def read_records(out: Path = BUILD / "executed") -> list[dict]:
+    """The claims records written by the executed pages, with papermill's wall time added."""
+    records = []
+    for path in sorted((out / "records").glob("*.json")):
+        record = json.loads(path.read_text())
+        executed = next(out.rglob(f"{path.stem}.ipynb"), None)
+        if executed is not None:
+            meta = json.loads(executed.read_text()).get("metadata", {}).get("papermill", {})
+            record["wall_seconds"] = meta.get("duration")
+        records.append(record)
+    return records
+
+
+def _cell(text) -> str:
+    """Table-cell text: a claim named "|a - b|" must not split the Markdown row."""
+    return str(text).replace("|", "\\|")
+
+
+def status_markdown(records: list[dict]) -> str:
+    """The status page's tables: one row per page, then every claim with its measured value."""
+    if not records:
+        return "No page has been executed in this build.\n"
+    lines = [
+        "| page | wall time (s) | seed | scale | device | threads | peak memory (MiB) | library | claims |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        wall = r.get("wall_seconds") or r.get("seconds") or 0
+        passed = sum(c["passed"] for c in r["claims"])
+        lines.append(
+            f"| {r['page']} | {wall:.0f} | {r['seed']} | {r['scale']} | {r['device']} | {r.get('threads')} | "
+            f"{r['peak_memory_mib']:.0f} | {r['version']} | {passed}/{len(r['claims'])} passed |"
+        )
+    lines += ["", "## Claims", "", "| page | claim | measured | expected |", "|---|---|---|---|"]
+    for r in records:
+        for c in r["claims"]:
+            lines.append(
+                f"| {r['page']} | {_cell(c['name'])} | {c['value']:.4g} | {c['comparison']} {c['threshold']:.4g} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def stage(site: Path = BUILD / "site", executed: Path = BUILD / "executed", root: Path = ROOT) -> Path:
+    """Copy the book's sources to ``site``, replace notebooks by their executed copies, write the status page."""
+    shutil.rmtree(site, ignore_errors=True)
+    site.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, site / name)
+    shutil.copytree(root / "book", site / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints", "_build"))
+    # pages quote library code with {literalinclude} ../halluc_lib/...: the sources travel with the book
+    shutil.copytree(root / "halluc_lib", site / "halluc_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    for nb in notebooks(root):
+        done = executed / nb.relative_to(root)
+        if not done.exists():
+            raise FileNotFoundError(f"{done} is missing: run `python -m halluc_lib.tools.build execute` first")
+        shutil.copy2(done, site / nb.relative_to(root))
+    status = site / "book" / "status.md"
+    text = status.read_text()
+    atomic_write_text(status, text.replace(STATUS_MARKER, status_markdown(read_records(executed))))
+    return site
+
+
+def build_html(site: Path = BUILD / "site", output: Path = ROOT) -> Path:
+    """Build the staged book with Jupyter Book into ``output/_build/html``, warnings as errors."""
+    cmd = [
+        str(Path(sys.executable).parent / "jupyter-book"),
+        "build",
+        str(site),
+        "--path-output",
+        str(output),
+        "-W",
+        "-n",
+        "--keep-going",
+    ]
+    subprocess.run(cmd, check=True)
+    return output / "_build" / "html"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m halluc_lib.tools.build", description=__doc__)
+    parser.add_argument("step", choices=("execute", "html", "status"))
+    args = parser.parse_args(argv)
+    if args.step == "execute":
+        execute()
+    elif args.step == "html":
+        build_html(stage())
+    else:
+        print(status_markdown(read_records()))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

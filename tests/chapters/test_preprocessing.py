@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+import torch
+
+from halluc_lib.chapters import preprocessing
+from halluc_lib.core.recipes import ModelSize
+from halluc_lib.core.world import bucket_world
+from halluc_lib.datasets import secrets
+
+
+def test_normalize_text_merges_spellings():
+    assert preprocessing.normalize_text("Ｂába  BABAN") == "baba baban"
+    rng = np.random.default_rng(0)
+    variants = {preprocessing.spelling_variants("Baba Baban", rng) for _ in range(40)}
+    assert len(variants) == 4
+    assert {preprocessing.normalize_text(v) for v in variants} == {"baba baban"}
+
+
+def test_exact_and_near_dedup():
+    docs = ["a b c d e f g", "a b c d e f g", "a b c d e f x", "p q r s t u v"]
+    assert preprocessing.exact_dedup(docs) == ["a b c d e f g", "a b c d e f x", "p q r s t u v"]
+    assert preprocessing.near_dedup(docs, threshold=0.5, n=3) == ["a b c d e f g", "p q r s t u v"]
+    assert preprocessing.near_dedup(docs, threshold=0.9, n=3) == preprocessing.exact_dedup(docs)
+    assert preprocessing.shingles("a b", 3) == {"a b"}
+    assert preprocessing.jaccard(set(), set()) == 1.0
+    with pytest.raises(ValueError, match="threshold must be in"):
+        preprocessing.near_dedup(docs, threshold=0.0)
+
+
+def test_near_duplicate_secrets_escape_exact_dedup():
+    world = bucket_world((1,), 5, seed=0)
+    made = secrets.make_secrets((3,), 2, seed=0)
+    docs = secrets.near_duplicate_documents(made, world, seed=0)
+    assert len(docs) == 6 and all(d.startswith(made[i // 3].text) for i, d in enumerate(docs))
+    assert len(preprocessing.near_dedup(docs, threshold=0.3, n=5)) < len(preprocessing.exact_dedup(docs))
+
+
+def test_out_of_fold_probability_uses_held_out_models():
+    data = {"x": torch.arange(10.0)[:, None], "labels": torch.tensor([0, 1] * 5)}
+
+    class Constant(torch.nn.Module):
+        def forward(self, x, **_):
+            return type("Out", (), {"logits": torch.zeros(len(x), 2)})()
+
+    prob = preprocessing.out_of_fold_label_probability(lambda subset: Constant(), data)
+    assert np.allclose(prob, 0.5)
+    with pytest.raises(ValueError, match="folds must be >= 2"):
+        preprocessing.out_of_fold_label_probability(lambda s: Constant(), data, folds=1)
+
+
+def test_filter_label_noise_runs():
+    table, quality = preprocessing.filter_label_noise(n_train=300, steps=2, device="cpu")
+    assert list(table.data) == ["noisy", "filtered"]
+    assert set(quality) == {"precision", "recall", "close_share_all", "close_share_clean_dropped"}
+    noisy, filtered = table.set_index("data").loc["noisy"], table.set_index("data").loc["filtered"]
+    assert filtered.train_seconds > noisy.train_seconds  # the out-of-fold models are part of its cost
+
+
+def test_run_and_its_tradeoffs(tmp_path, monkeypatch):
+    monkeypatch.setenv("HALLUC_CACHE", str(tmp_path))
+    tiny = secrets.SecretsConfig(
+        copies=(1, 2), per_copy=2, filler_per_bucket=2, size=ModelSize(1, 32, 2), near_duplicates=True, epochs=1.0
+    )
+    config = preprocessing.Config(
+        secrets=tiny, n_reviews=200, classifier_steps=2, mention_buckets=(0, 2), mention_per_bucket=3
+    )
+    run = preprocessing.run(config, seed=0, device="cpu", progress=False)
+    assert len(run.deduped.corpus) < len(run.raw.corpus) and run.deduped.filter_seconds > 0
+    assert len(run.mentions) == 2 * 3 * 4 and (run.mentions.normalised == run.mentions.normalised.str.lower()).all()
+    recorded = preprocessing.tradeoffs(run)
+    assert [t.mitigation for t in recorded] == ["near-duplicate removal", "label-noise filtering"]
+    assert all(t.page == "ch04_5_preprocessing" for t in recorded)
+    assert preprocessing.Config.for_scale("full").secrets.near_duplicates
+
+
+def test_mention_table_counts_every_statement():
+    world = bucket_world((0, 2), 3, seed=0)
+    table = preprocessing.mention_table(world)
+    assert len(table) == sum(world.exposures) * len(world.attributes)

@@ -1,0 +1,52 @@
+import json
+
+import pytest
+
+from halluc_lib.core import claims, report, runtime
+
+
+def test_claim_passes_and_fails_with_a_message_naming_everything():
+    c = claims.check_claim("accuracy at k=64", 0.95, ">=", 0.9)
+    assert c.passed
+    with pytest.raises(AssertionError, match=r"claim failed: accuracy at k=64: measured 0.85, expected >= 0.9"):
+        claims.check_claim("accuracy at k=64", 0.85, ">=", 0.9)
+    with pytest.raises(ValueError, match="comparison must be one of"):
+        claims.check_claim("x", 1, "==", 1)
+    with pytest.raises(ValueError, match="name"):
+        claims.check_claim("", 1, ">", 0)
+
+
+def test_claims_record_for_the_status_page(tmp_path, monkeypatch):
+    record = tmp_path / "page.json"
+    monkeypatch.setenv(claims.RECORD_ENV, str(record))
+    settings = runtime.setup(seed=2, scale="quick", device="cpu", threads=1)
+    page = claims.Claims("ch_test", settings)
+    page.check("a", 1.0, ">", 0.5)
+    page.check("b", 0.1, "<=", 0.2)
+    table = page.finish()
+    assert table.passed.all() and len(table) == 2
+    data = json.loads(record.read_text())
+    assert data["page"] == "ch_test" and data["seed"] == 2 and data["scale"] == "quick"
+    assert data["device"] == "cpu" and data["peak_memory_mib"] > 0 and len(data["claims"]) == 2
+    runtime.set_threads()
+
+
+def test_claims_without_settings_or_record(monkeypatch):
+    monkeypatch.delenv(claims.RECORD_ENV, raising=False)
+    page = claims.Claims("p")
+    page.check("a", 1, ">=", 1)
+    assert page.record()["seed"] is None
+    assert len(page.finish()) == 1
+
+
+def test_glue_outside_a_kernel_is_silent(monkeypatch):
+    import numpy as np
+
+    assert report.glue("x", 3) is None
+    seen = {}
+    monkeypatch.setattr(report, "_myst_glue", lambda name, value, display: seen.update({name: value}))
+    monkeypatch.setattr(report, "_in_kernel", lambda: True)
+    report.glue("y", np.float64(0.5))
+    assert seen == {"y": 0.5} and isinstance(seen["y"], float)
+    with pytest.raises(ValueError, match="name"):
+        report.glue("", 1)
