@@ -44,6 +44,7 @@ browser:
 
 lint: setup
 	$(BIN)/ruff check halluc_lib tests
+	$(BIN)/ruff check --select I book
 	$(BIN)/ruff format --check halluc_lib tests
 
 unit: setup

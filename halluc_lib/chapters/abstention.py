@@ -21,7 +21,7 @@ held-out questions once they were fitted: fine-tuning on new facts teaches the m
 knows. Stopping early — before the unknown examples are fitted — avoided most of the damage.
 
 Here the pretrained model is the chapter 2.1 model. Question answering is a new format for it: its tokenizer
-is extended with the question words (:func:`halluc_lib.tokenizer.extend_tokenizer`) and the embeddings resized.
+is extended with the question words (:func:`halluc_lib.core.tokenizer.extend_tokenizer`) and the embeddings resized.
 A fact is *known* when the pretrained model completes its biography sentence correctly. Fine-tuning sets
 share the same known facts and differ only in the unknown facts added to them; every model is evaluated
 during fine-tuning on its own examples (known and unknown apart), on a development set and on a test set of
@@ -42,6 +42,7 @@ from ..core import batching, probe
 from ..core.ledger import Tradeoff
 from ..core.metrics import outcome_rates
 from ..core.probe import names_a_value
+from ..core.recipes import Budget
 from ..core.runtime import Device, check_positive_int, check_probability, check_scale, model_device
 from ..core.tokenizer import IDK_TOKEN, extend_tokenizer
 from ..core.train import TrainConfig, train
@@ -77,6 +78,7 @@ class AbstentionRun:
     answers: pd.DataFrame  # per variant and held-out probe: the model's choice among values and <idk>
     scores: pd.DataFrame  # per variant and confidence target t
     train_seconds: dict  # per variant: wall time of its fine-tuning
+    models: dict  # per variant: the fine-tuned model
 
 
 def judge_with_idk(logits: torch.Tensor, probes, tokenizer: PreTrainedTokenizerBase) -> pd.DataFrame:
@@ -120,7 +122,7 @@ def compare_abstention(
     people = rng.permutation(world.n_people)
     tune_people, eval_people = sorted(people[: len(people) // 2]), sorted(people[len(people) // 2 :])
     eval_probes = make_probes(world, people=eval_people)
-    answers, scores, seconds = [], [], {}
+    answers, scores, seconds, tuned = [], [], {}, {}
     for variant, idk in (("guessing", None), ("abstaining", idk_max_exposures)):
         docs = finetune_documents(world, tune_people, idk)
         batches = batching.LMBatches.from_texts(docs, tok, batch_size=64, seed=seed)
@@ -132,13 +134,13 @@ def compare_abstention(
             device=device,
             progress=progress,
         )
-        seconds[variant] = result.seconds
+        seconds[variant], tuned[variant] = result.seconds, model
         logits = probe.next_token_logits(model, tok, eval_probes, device=device)
         judged = judge_with_idk(logits, eval_probes, tok).assign(variant=variant)
         answers.append(judged)
         for t in targets:
             scores.append({"variant": variant, "t": t, "score": confidence_target_score(judged, t)})
-    return AbstentionRun(pd.concat(answers, ignore_index=True), pd.DataFrame(scores), seconds)
+    return AbstentionRun(pd.concat(answers, ignore_index=True), pd.DataFrame(scores), seconds, tuned)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -276,7 +278,7 @@ def fine_tune_with_unknowns(
         docs = [f"{p.prompt} {p.answer} ." for p, _ in examples]
         batches = batching.LMBatches.from_texts(docs, tok, batch_size=config.batch_size, seed=seed)
         per_epoch = batches.batches_per_epoch()
-        steps = config.epochs * per_epoch  # every known example is seen equally often in every set
+        steps = Budget(epochs=config.epochs).steps_for(per_epoch)  # every known example equally often in every set
         every = max(1, steps // config.evaluations)
         train_config = TrainConfig(steps=steps, lr=config.lr, warmup_fraction=0.0, eval_every=every, seed=seed)
         result = train(model, batches, train_config, device=device, eval_fn=evaluate, progress=progress)

@@ -36,6 +36,7 @@ from ..core.runtime import Device, check_positive_int, check_scale, model_device
 from ..core.tokenizer import build_tokenizer
 from ..datasets.sentences import encode_sentences, review_sentences, review_vocabulary
 
+#: The ways to fine-tune: plainly, or against an FGM or a PGD adversary.
 METHODS = ("plain", "FGM", "PGD")
 
 
@@ -52,7 +53,7 @@ class _StraightThroughTanh(nn.Module):
 
 @contextmanager
 def _gradient_through_tanh(model: nn.Module):
-    """Swap every ``nn.Tanh`` (BERT's pooler) for :class:`_StraightThroughTanh` while the adversary runs.
+    """Swap every ``nn.Tanh`` (BERT's pooler) for ``_StraightThroughTanh`` while the adversary runs.
 
     A trained classifier drives its pooler's tanh into saturation, where the float32 gradient is exactly
     zero; an attack that follows that gradient stops moving and reports robustness that is not there."""
@@ -108,7 +109,7 @@ def perturbation(
     the true one, whose gradient does not vanish on examples the model is very sure of — a cross-entropy
     attack on a saturated softmax gets a zero gradient and reports false robustness (Carlini & Wagner, 2017).
     ``straight_through=True`` also passes the gradient through saturated tanh layers (see
-    :func:`_gradient_through_tanh`); the attack uses both, the training adversary neither.
+    ``_gradient_through_tanh``); the attack uses both, the training adversary neither.
     """
     if objective not in ("loss", "margin"):
         raise ValueError(f"objective must be 'loss' or 'margin'; got {objective!r}")

@@ -44,7 +44,7 @@ from ..core.batching import TensorBatches, epoch_rng
 from ..core.classify import concat, model_inputs
 from ..core.ledger import Tradeoff
 from ..core.models import DigitMLP
-from ..core.recipes import Trained
+from ..core.recipes import Budget, Trained
 from ..core.runtime import Device, check_positive_int, check_probability, check_scale
 from ..core.train import TrainConfig, train
 from ..core.world import Probe
@@ -61,6 +61,7 @@ from ..datasets.statements import (
     statement_model,
 )
 
+#: The balancing methods compared on the page, the baseline first.
 METHODS = ("plain", "reweighting", "resampling", "group DRO")
 
 
@@ -126,7 +127,7 @@ class GroupDRO(nn.Module):
 
 
 class ResampledBatches(TensorBatches):
-    """Like :class:`~halluc_lib.batching.TensorBatches`, but every epoch draws its examples with replacement,
+    """Like :class:`~halluc_lib.core.batching.TensorBatches`, but every epoch draws its examples with replacement,
     with probability proportional to ``sampling_weights``."""
 
     def __init__(self, tensors, *, sampling_weights: torch.Tensor, batch_size: int, seed: int = 0):
@@ -344,7 +345,8 @@ def compare_upweighting(
     heldout_people = population.draw(statements.heldout_statements, rng)
     _, rare_chosen = upweighted_corpus(train_people, "rare", config.share, config.repeats, seed)
     rare_people = train_people[rare_chosen]
-    steps = config.epochs * -(-len(train_people) // statements.batch_size)  # the same for every strategy
+    # passes over the statements as they are, so every strategy trains for the same number of steps
+    steps = Budget(epochs=config.epochs).steps_for(-(-len(train_people) // statements.batch_size))
     rows, recall = [], []
     for strategy in STRATEGIES:
         people, chosen = upweighted_corpus(train_people, strategy, config.share, config.repeats, seed)

@@ -114,7 +114,7 @@ class Config:
     """The corpus (notes, drug orders, formulary passages) and the model that pretrains on it."""
 
     n_notes: int = 4000
-    south_share: float = 0.05
+    south_share: float = 0.1  # at 0.05 the header is learned in some seeds only within `steps` (measured)
     n_drugs: int = 300
     n_new_drugs: int = 100  # drugs the pretraining text never mentions (approved after it was written)
     max_mentions: int = 32
@@ -201,7 +201,7 @@ def data_card(data: MedicalData, config: Config, seed: int) -> dict:
         "what": "Clinical-style notes from two hospitals that expand eight abbreviations differently, drug orders "
         "with a long tail of mentions (some drugs never mentioned), formulary entries for other drugs, and the "
         "south hospital's abbreviation list.",
-        "how": "halluc_lib.medicine.make_data: each note's abbreviation, hospital (south with probability "
+        "how": "halluc_lib.chapters.medicine.make_data: each note's abbreviation, hospital (south with probability "
         "south_share) and filler drawn at random; drug doses uniform over ten strengths, mentions Zipf(1.2) "
         "up to max_mentions; the list covers dictionary_coverage of the abbreviations.",
         "config": {k: getattr(config, k) for k in _DATA_FIELDS},

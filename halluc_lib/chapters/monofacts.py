@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from ..core import batching
+from ..core.recipes import Budget
 from ..core.runtime import Device, check_positive_int, resolve_device
 from ..core.train import TrainConfig, train
 from ..datasets.statements import (
@@ -142,7 +143,7 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
             "heldout_nll": heldout_nll(model, heldout),
         }
 
-    steps = max(config.epochs) * per_epoch
+    steps = Budget(epochs=max(config.epochs)).steps_for(per_epoch)
     result = train(
         model,
         batches,

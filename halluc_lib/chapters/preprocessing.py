@@ -64,7 +64,7 @@ def shingles(text: str, n: int = 3) -> set[str]:
 
 
 def jaccard(a: set, b: set) -> float:
-    """|a ∩ b| / |a ∪ b| (1.0 for two empty sets)."""
+    """``|a ∩ b| / |a ∪ b|`` (1.0 for two empty sets)."""
     return 1.0 if not a and not b else len(a & b) / len(a | b)
 
 

@@ -153,8 +153,8 @@ def data_card(data: RecsysData) -> dict:
     return {
         "what": "Simulated interaction logs with popularity-driven exposure (missing not at random), and an "
         "unbiased test set of uniformly random items per user labelled by true relevance.",
-        "how": "halluc_lib.recommender.simulate: latent tastes (normal factors) give each user-item pair a "
-        "relevance probability; exposure propensity falls with a random popularity rank as rank^-exponent, "
+        "how": "halluc_lib.chapters.recommender.simulate_logs: latent tastes (normal factors) give each user-item "
+        "pair a relevance probability; exposure propensity falls with a random popularity rank as rank^-exponent, "
         "scaled to shown_per_user items per user; a click is shown and liked. Test: test_items_per_user random "
         "unclicked items per user, labelled by a draw from their relevance.",
         "config": asdict(data.config),

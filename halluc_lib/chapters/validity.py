@@ -1,14 +1,14 @@
 """Generation as classification: the Is-It-Valid reduction of Kalai, Nachum, Vempala & Zhang (chapter 3.5).
 
 Any language model p̂ defines a classifier of statements: call a response r to prompt c *valid* when
-p̂(r | c) > 1/|E|, where |E| is the number of wrong responses. Kalai et al. (2025) prove that the model's
+``p̂(r | c) > 1/|E|``, where ``|E|`` is the number of wrong responses. Kalai et al. (2025) prove that the model's
 generative error is then bounded below by the classifier's error on the "Is-It-Valid" (IIV) task — telling a
-true statement from a uniformly random false one, half and half:
+true statement from a uniformly random false one, half and half::
 
-    err_gen  >=  2 · err_iiv  −  |V| / |E|  −  δ ,
+    err_gen  >=  2 · err_iiv  −  |V| / |E|  −  δ
 
-with |V| the number of valid responses per prompt (here 1) and δ the model's calibration gap on the set
-A = {(c, r) : p̂(r | c) > 1/|E|}: δ = |p̂(A) − p(A)|. If true and false statements cannot be told apart,
+with ``|V|`` the number of valid responses per prompt (here 1) and δ the model's calibration gap on the set
+``A = {(c, r) : p̂(r | c) > 1/|E|}``: ``δ = |p̂(A) − p(A)|``. If true and false statements cannot be told apart,
 generating only true ones is impossible. This module computes every term from a model's candidate
 probabilities.
 """

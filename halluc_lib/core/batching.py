@@ -1,6 +1,6 @@
 """Batch sources for the training loop: which examples go into step ``s`` is a pure function of the seed.
 
-Introduced in chapter 1 with :mod:`halluc_lib.train`. Because batch ``(epoch, index)`` is recomputed from the
+Introduced in chapter 1 with :mod:`halluc_lib.core.train`. Because batch ``(epoch, index)`` is recomputed from the
 seed rather than drawn from a stateful iterator, a run resumed from a checkpoint at step ``s`` sees exactly
 the batches an uninterrupted run would have seen.
 """
@@ -20,7 +20,7 @@ IGNORE_INDEX = -100  # label value that the transformers losses skip
 
 
 class BatchSource(Protocol):
-    """What :func:`halluc_lib.train.train` needs from data."""
+    """What :func:`halluc_lib.core.train.train` needs from data."""
 
     def batches_per_epoch(self) -> int: ...
 

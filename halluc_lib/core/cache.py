@@ -86,7 +86,7 @@ def train_cached(
     cache: bool = True,
     **train_kwargs,
 ) -> tuple[torch.nn.Module, TrainResult, bool]:
-    """Build a model and train it with :func:`halluc_lib.train.train`, or load it if this exact run is cached.
+    """Build a model and train it with :func:`halluc_lib.core.train.train`, or load it if this exact run is cached.
 
     ``key`` must describe everything besides ``config`` that changes the result (world checksum, model
     sizes, evaluation). Returns ``(model, result, loaded_from_cache)``.

@@ -23,6 +23,7 @@ import pandas as pd
 
 from .files import atomic_write_text
 from .report import glue
+from .runtime import Device
 
 COMPARISONS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 
@@ -64,9 +65,13 @@ def peak_memory_mib() -> float:
 class Claims:
     """The claims of one chapter run, with the run's settings, for the status page."""
 
-    def __init__(self, page: str, settings=None):
+    def __init__(self, page: str, settings=None, *, ran_on: Device | None = None):
+        """``settings`` are the run's (:func:`~halluc_lib.core.runtime.setup`); ``ran_on`` names the device that
+        actually ran the experiment when a page deliberately uses another than the one asked for (chapter 3.1
+        computes on the CPU), so the record says both."""
         self.page = page
         self.settings = settings
+        self.ran_on = ran_on
         self.claims: list[Claim] = []
 
     def check(self, name: str, value: float, comparison: str, threshold: float) -> Claim:
@@ -77,15 +82,18 @@ class Claims:
         return claim
 
     def table(self) -> pd.DataFrame:
+        """The claims checked so far, one row each."""
         return pd.DataFrame([asdict(c) for c in self.claims], columns=list(Claim.__dataclass_fields__))
 
     def record(self) -> dict:
+        """What the status page shows for this run: settings, time, memory and every claim."""
         s = self.settings
         return {
             "page": self.page,
             "seed": getattr(s, "seed", None),
             "scale": getattr(s, "scale", None),
             "device": str(getattr(s, "device", "")) or None,
+            "ran_on": str(self.ran_on if self.ran_on is not None else getattr(s, "device", "")) or None,
             "threads": getattr(s, "threads", None),
             "version": getattr(s, "version", None),
             "seconds": s.elapsed() if s is not None else None,

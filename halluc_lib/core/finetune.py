@@ -7,7 +7,7 @@ enough to read beside it:
 * a ``torch.utils.data.DataLoader`` shuffles them (seeded) and groups them into batches of ``batch_size``;
 * :func:`collate_batch` tokenizes a whole batch at once, padded to its longest sentence (not to 512), as
   tensors, with the labels added — so ``outputs.loss`` is the classification loss;
-* training is the book's one loop (:func:`halluc_lib.train.train`): ``torch.optim.AdamW``, linear warmup then
+* training is the book's one loop (:func:`halluc_lib.core.train.train`): ``torch.optim.AdamW``, linear warmup then
   cosine decay, gradient clipping, and the device chosen once and passed down;
 * evaluation reads ``outputs.logits`` and reports accuracy, macro-F1 and the confusion matrix.
 """
@@ -24,6 +24,7 @@ from sklearn.metrics import confusion_matrix, f1_score
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 
+from .recipes import Budget
 from .runtime import Device, check_positive_int, model_device, resolve_device
 from .train import TrainConfig, train
 
@@ -204,7 +205,7 @@ def fine_tune(
     )
     per_epoch = batches.batches_per_epoch()
     train_config = TrainConfig(
-        steps=config.epochs * per_epoch,
+        steps=Budget(epochs=config.epochs).steps_for(per_epoch),
         lr=config.lr,
         weight_decay=config.weight_decay,
         warmup_fraction=config.warmup_fraction,

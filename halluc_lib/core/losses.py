@@ -37,7 +37,7 @@ def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tenso
 
 
 def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """BERT's MLM objective: −(1/|M|) Σ_{i∈M} log p(x_i | x̃), over the selected positions M only,
+    """BERT's MLM objective: ``−(1/|M|) Σ_{i∈M} log p(x_i | x̃)``, over the selected positions M only,
     each predicted from the whole corrupted sequence x̃ (both sides)."""
     return token_nll(logits, labels)
 

@@ -1,6 +1,6 @@
 """Small pure functions that turn answers into numbers (chapters 2 and 3).
 
-All take plain arrays or the tidy answer tables of :mod:`halluc_lib.probe` and return numbers or tidy tables.
+All take plain arrays or the tidy answer tables of :mod:`halluc_lib.core.probe` and return numbers or tidy tables.
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def _bert_config(
 
 
 def tiny_bert_mlm(tokenizer: PreTrainedTokenizerBase, **sizes) -> BertForMaskedLM:
-    """A BERT-architecture masked language model (chapter 3.1). ``sizes``: see :func:`_bert_config`."""
+    """A BERT-architecture masked language model (chapter 3.1); ``sizes`` are ``n_layer``, ``hidden``, ``n_head``."""
     return BertForMaskedLM(_bert_config(tokenizer, **sizes))
 
 

@@ -79,7 +79,7 @@ def lines_over_steps(table: pd.DataFrame, y: str, hue: str, *, ax=None, title: s
 
 
 def reliability_diagram(table: pd.DataFrame, *, ax=None, label: str | None = None):
-    """Accuracy against mean confidence per bin (from :func:`halluc_lib.metrics.reliability_table`)."""
+    """Accuracy against mean confidence per bin (from :func:`halluc_lib.core.metrics.reliability_table`)."""
     ax = _axes(ax)
     t = table.dropna()
     ax.plot([0, 1], [0, 1], **CHANCE_STYLE)

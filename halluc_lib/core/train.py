@@ -7,7 +7,7 @@ What it does, and why:
 * bf16 autocast on CUDA; full fp32 on the CPU, where it is deterministic for a fixed seed.
 * No host synchronisation inside a step: the loss is accumulated on the device and read every
   ``log_every`` steps, so a GPU is never stalled waiting for Python.
-* The batch of step ``s`` is a pure function of the seed (see :mod:`halluc_lib.batching`), and checkpoints
+* The batch of step ``s`` is a pure function of the seed (see :mod:`halluc_lib.core.batching`), and checkpoints
   hold the weights (safetensors), optimizer and scheduler state, step and RNG state, written atomically. A run
   stopped by a step or time budget and resumed from its checkpoint ends with the same weights as one that ran
   straight through. Nothing is loaded with pickle: ``torch.load(..., weights_only=True)`` only.

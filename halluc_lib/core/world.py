@@ -282,7 +282,7 @@ def _with_card(world: World) -> World:
     exp = np.asarray(world.exposures)
     card = {
         "what": "A synthetic world of made-up people and their attributes, for measuring recall vs exposure.",
-        "how": "halluc_lib.world.make_world: unique syllable names; each attribute value drawn uniformly "
+        "how": "halluc_lib.core.world.make_world: unique syllable names; each attribute value drawn uniformly "
         "from a fixed list; each exposure renders one biography from random paraphrase templates.",
         "seed": world.seed,
         "schedule": world.schedule,

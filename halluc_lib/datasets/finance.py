@@ -10,7 +10,7 @@ sentiment word per sentence beside a neutral one; its training sentences use onl
 same in both domains, its test sentences also the domain-flipped words — so what a classifier knows about
 them comes from pretraining.
 
-:func:`pretrain` trains (or loads from the cache) the masked LM of one pretraining corpus; chapter 5.1 calls it
+Its :func:`pretrain_mlm` trains (or loads from the cache) the masked LM of one pretraining corpus; chapter 5.1 calls it
 first, and chapter 6.3 gets the same models back from the cache.
 """
 
@@ -158,7 +158,7 @@ def save_task(task: dict[str, pd.DataFrame], path, seed: int) -> Path:
     card = {
         "what": "Templated finance sentiment sentences (one sentiment word and one neutral word each); the test "
         "split holds domain-flipped words read in their finance sense.",
-        "how": "halluc_lib.finance.finance_task: training sentences use words whose polarity is the same in "
+        "how": "halluc_lib.datasets.finance.finance_task: training sentences use words whose polarity is the same in "
         "general and finance text; test sentences half those, half words whose polarity flips by domain.",
         "seed": seed,
         "sizes": {split: len(frame) for split, frame in task.items()},

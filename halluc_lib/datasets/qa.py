@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..core.world import Probe, World
 
+#: The question asked about each attribute, with ``{name}`` where the person's name goes.
 QUESTIONS = {
     "birth_city": "question : where was {name} born ? answer :",
     "birth_year": "question : in which year was {name} born ? answer :",

@@ -19,7 +19,8 @@ from ..core.world import ATTRIBUTES, FIRST_NAMES, LAST_NAMES
 MARKERS = ("indeed", "reportedly")  # marker word i appears (mostly) with label i in training
 
 
-NORTHERN = frozenset(ATTRIBUTES["birth_city"].values[::2])  # the label: is the city in this half of the list?
+#: The label of a born-in sentence: is its city in this half of the list?
+NORTHERN = frozenset(ATTRIBUTES["birth_city"].values[::2])
 
 
 def spurious_token_sentences(n: int, agreement: float, label_noise: float = 0.25, seed: int = 0) -> pd.DataFrame:

@@ -46,14 +46,14 @@ def _log_every(steps: int) -> int:
 
 
 def run_ours(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int, device: str = "cpu") -> dict:
-    """Throughput of :func:`halluc_lib.train.train` on these documents."""
+    """Throughput of :func:`halluc_lib.core.train.train` on these documents."""
     batches = batching.LMBatches(docs, batch_size=batch_size, eos_id=tok.eos_token_id, seed=seed)
     config = TrainConfig(steps=steps, lr=lr, log_every=_log_every(steps), seed=seed)
     start = time.perf_counter()
     result = train(_model(tok, seed), batches, config, device=device, progress=False)
     wall = time.perf_counter() - start
     return {
-        "loop": "halluc_lib.train",
+        "loop": "halluc_lib.core.train",
         "tokens": result.tokens,
         "seconds": wall,
         "mean_loss": result.history.loss.mean(),
@@ -134,9 +134,9 @@ def summarize(rows: pd.DataFrame) -> dict:
     """Median tokens/s of each loop and their ratio (ours / Trainer)."""
     med = rows.groupby("loop").tokens_per_s.median()
     return {
-        "ours_tokens_per_s": float(med["halluc_lib.train"]),
+        "ours_tokens_per_s": float(med["halluc_lib.core.train"]),
         "trainer_tokens_per_s": float(med["transformers.Trainer"]),
-        "ratio": float(med["halluc_lib.train"] / med["transformers.Trainer"]),
+        "ratio": float(med["halluc_lib.core.train"] / med["transformers.Trainer"]),
     }
 
 
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     print(rows.round(3).to_string(index=False))
     s = summarize(rows)
     print(
-        f"\nhalluc_lib.train: {s['ours_tokens_per_s']:,.0f} tokens/s   transformers.Trainer: "
+        f"\nhalluc_lib.core.train: {s['ours_tokens_per_s']:,.0f} tokens/s   transformers.Trainer: "
         f"{s['trainer_tokens_per_s']:,.0f} tokens/s   ratio: {s['ratio']:.2f}x"
     )
     return 0

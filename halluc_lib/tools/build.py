@@ -102,6 +102,12 @@ def _cell(text) -> str:
     return str(text).replace("|", "\\|")
 
 
+def _device(record: dict) -> str:
+    """The device a page ran on, and the one it was asked for when they differ (chapter 3.1 computes on the CPU)."""
+    asked, ran = record.get("device"), record.get("ran_on") or record.get("device")
+    return str(ran) if ran == asked else f"{ran} (asked: {asked})"
+
+
 def status_markdown(records: list[dict]) -> str:
     """The status page's tables: one row per page, then every claim with its measured value."""
     if not records:
@@ -114,7 +120,7 @@ def status_markdown(records: list[dict]) -> str:
         wall = r.get("wall_seconds") or r.get("seconds") or 0
         passed = sum(c["passed"] for c in r["claims"])
         lines.append(
-            f"| {r['page']} | {wall:.0f} | {r['seed']} | {r['scale']} | {r['device']} | {r.get('threads')} | "
+            f"| {r['page']} | {wall:.0f} | {r['seed']} | {r['scale']} | {_device(r)} | {r.get('threads')} | "
             f"{r['peak_memory_mib']:.0f} | {r['version']} | {passed}/{len(r['claims'])} passed |"
         )
     lines += ["", "## Claims", "", "| page | claim | measured | expected |", "|---|---|---|---|"]

@@ -18,19 +18,6 @@ def reviews(review_tok):
     return sentences.encode_sentences(sentences.review_sentences(64, seed=0), review_tok)
 
 
-def test_review_labels_follow_the_words():
-    frame = sentences.review_sentences(200, seed=1)
-    assert (frame.balance != 0).all()
-    assert ((frame.balance > 0).astype(int) == frame.label).all()
-    marked = sentences.review_sentences(200, marker_agreement=1.0, seed=1)
-    markers = marked.text.str.split().str[-2]
-    assert (markers == [sentences.MARKERS[y] for y in marked.label]).all()
-    noisy = sentences.review_sentences(2000, label_noise=0.25, seed=1)
-    assert 0.2 < ((noisy.balance > 0).astype(int) != noisy.label).mean() < 0.3
-    with pytest.raises(ValueError, match="marker_agreement must be in"):
-        sentences.review_sentences(5, marker_agreement=2.0)
-
-
 def test_perturbation_stays_in_each_tokens_ball(review_tok, reviews):
     torch.manual_seed(0)
     model = models.tiny_bert_classifier(review_tok, 2, n_layer=1, hidden=32, n_head=2)

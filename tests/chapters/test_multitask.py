@@ -3,20 +3,10 @@ import pytest
 from halluc_lib.chapters import multitask
 from halluc_lib.core.recipes import ModelSize
 from halluc_lib.core.world import bucket_world
-from halluc_lib.datasets import qa
 
 TINY = multitask.Config(
     n_people=8, exposures=1, size=ModelSize(1, 32, 2), batch_size=4, pretrain_steps=3, finetune_steps=2
 )
-
-
-def test_qa_documents_state_the_answer(tiny_world):
-    docs = qa.qa_documents(tiny_world, [0])
-    probes = qa.qa_probes(tiny_world, [0])
-    assert len(docs) == len(tiny_world.attributes)
-    for doc, p in zip(docs, probes, strict=True):
-        assert doc == f"{p.prompt} {p.answer} ."
-        assert p.prompt.startswith("question :") and p.prompt.endswith("answer :")
 
 
 def test_config_is_checked():

@@ -28,6 +28,9 @@ def test_claims_record_for_the_status_page(tmp_path, monkeypatch):
     data = json.loads(record.read_text())
     assert data["page"] == "ch_test" and data["seed"] == 2 and data["scale"] == "quick"
     assert data["device"] == "cpu" and data["peak_memory_mib"] > 0 and len(data["claims"]) == 2
+    assert data["ran_on"] == "cpu"  # where it ran: where it was asked to, unless the page says otherwise
+    elsewhere = claims.Claims("ch_test", runtime.setup(device="cpu", threads=1), ran_on="meta").record()
+    assert (elsewhere["device"], elsewhere["ran_on"]) == ("cpu", "meta")
     runtime.set_threads()
 
 

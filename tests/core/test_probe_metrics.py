@@ -156,3 +156,27 @@ def test_extend_tokens_greedy_and_seeded_sampling(tokenizer, tiny_gpt):
     a = probe.extend_tokens(tiny_gpt, start, 4, temperature=1.0, generator=torch.Generator().manual_seed(0))
     b = probe.extend_tokens(tiny_gpt, start, 4, temperature=1.0, generator=torch.Generator().manual_seed(0))
     assert torch.equal(a, b)
+
+
+def test_ece_by_group_matches_the_overall_and_per_group_ece():
+    answers = pd.DataFrame(
+        {"exposures": [0, 0, 0, 8, 8, 8], "confidence": [0.9, 0.9, 0.9, 0.6, 0.6, 0.6], "correct": [0, 0, 1, 1, 1, 1]}
+    )
+    table = metrics.ece_by_group(answers, {"never": (0,), "often": (8,)})
+    assert list(table.index) == ["all", "never", "often"]
+    assert table.ECE["never"] == pytest.approx(0.9 - 1 / 3) and table.ECE["often"] == pytest.approx(0.4)
+    assert table.ECE["all"] == pytest.approx(
+        metrics.expected_calibration_error(answers.confidence.to_numpy(), answers.correct.to_numpy())
+    )
+    with pytest.raises(ValueError, match="holds no answers"):
+        metrics.ece_by_group(answers, {"rare": (1,)})
+
+
+def test_constrained_distribution_puts_all_mass_on_the_allowed_tokens():
+    logits = torch.tensor([[5.0, 1.0, 0.0, 2.0]])
+    allowed = torch.tensor([1, 3])
+    dist = probe.constrained_distribution(logits, allowed)
+    assert dist.sum().item() == pytest.approx(1) and dist.shape == (1, 2)
+    assert dist[0, 1] / dist[0, 0] == pytest.approx(torch.e)  # the model's own ranking among valid values
+    hotter = probe.constrained_distribution(logits, allowed, calibration_temperature=2.0)
+    assert hotter[0, 1] < dist[0, 1]

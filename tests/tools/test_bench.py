@@ -7,7 +7,7 @@ from halluc_lib.tools import bench
 
 def test_benchmark_runs_both_loops_on_the_same_work():
     rows = bench.benchmark(steps=2, batch_size=4, repeats=1)
-    assert set(rows.loop) == {"halluc_lib.train", "transformers.Trainer"}
+    assert set(rows.loop) == {"halluc_lib.core.train", "transformers.Trainer"}
     assert (rows.tokens > 0).all() and (rows.tokens_per_s > 0).all()
     summary = bench.summarize(rows)
     assert summary["ratio"] == summary["ours_tokens_per_s"] / summary["trainer_tokens_per_s"]
@@ -22,7 +22,7 @@ def test_main_prints_the_ratio(capsys, monkeypatch):
 
     fake = pd.DataFrame(
         [
-            {"loop": "halluc_lib.train", "tokens": 10, "seconds": 1.0, "mean_loss": 1.0, "tokens_per_s": 10.0},
+            {"loop": "halluc_lib.core.train", "tokens": 10, "seconds": 1.0, "mean_loss": 1.0, "tokens_per_s": 10.0},
             {"loop": "transformers.Trainer", "tokens": 10, "seconds": 2.0, "mean_loss": 1.0, "tokens_per_s": 5.0},
         ]
     )

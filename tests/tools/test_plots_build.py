@@ -65,6 +65,8 @@ def test_status_page_and_staging(tmp_path):
     piped = _record("p")
     piped["claims"][0]["name"] = "|a - b|"
     assert "| p | \\|a - b\\| | 0.95 | >= 0.9 |" in build.status_markdown([piped])
+    moved = _record("m") | {"device": "cuda:0", "ran_on": "cpu"}
+    assert "| m | " in build.status_markdown([moved]) and "cpu (asked: cuda:0)" in build.status_markdown([moved])
     site = build.stage(tmp_path / "site", executed)
     status = (site / "book" / "status.md").read_text()
     assert build.STATUS_MARKER not in status and "ch02_1_exposure" in status
