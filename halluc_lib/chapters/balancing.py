@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..core import batching, probe
+from ..core import probe
 from ..core.batching import TensorBatches, epoch_rng
 from ..core.classify import concat, model_inputs
 from ..core.ledger import Tradeoff
@@ -58,7 +58,8 @@ from ..datasets.statements import (
     judge,
     make_population,
     sample_statements,
-    statement_model,
+    statement_tokenizer,
+    train_statement_model,
 )
 
 #: The balancing methods compared on the page, the baseline first.
@@ -350,12 +351,10 @@ def compare_upweighting(
     rows, recall = [], []
     for strategy in STRATEGIES:
         people, chosen = upweighted_corpus(train_people, strategy, config.share, config.repeats, seed)
-        tok, model = statement_model(population, statements.size, seed)
+        tok = statement_tokenizer(population)
         corpus = [population.statement(int(p)) for p in people]
-        batches = batching.LMBatches.from_texts(corpus, tok, batch_size=statements.batch_size, seed=seed)
-        result = train(
-            model, batches, TrainConfig(steps=steps, lr=statements.lr, seed=seed), device=device, progress=progress
-        )
+        trained = train_statement_model(corpus, tok, statements, steps, seed=seed, device=device, progress=progress)
+        model, result = trained.model, trained.result
         texts = sample_statements(model, tok, statements.n_generations, seed=seed, device=device)
         judged = judge(population, texts, people)
         true = judged[judged["true"]]

@@ -20,10 +20,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core import batching
 from ..core.recipes import Budget
 from ..core.runtime import Device, check_positive_int, resolve_device
-from ..core.train import TrainConfig, train
 from ..datasets.statements import (
     CITIES,
     TEMPLATE,
@@ -35,7 +33,8 @@ from ..datasets.statements import (
     judge,
     make_population,
     sample_statements,
-    statement_model,
+    statement_tokenizer,
+    train_statement_model,
 )
 
 
@@ -121,11 +120,10 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
 
     train_people = population.draw(config.statements.n_statements, rng)
     heldout_people = population.draw(config.statements.heldout_statements, rng)
-    tok, model = statement_model(population, config.statements.size, seed)
+    tok = statement_tokenizer(population)
     corpus = [population.statement(int(p)) for p in train_people]
     heldout = heldout_ids(population, tok, heldout_people)
-    batches = batching.LMBatches.from_texts(corpus, tok, batch_size=config.statements.batch_size, seed=seed)
-    per_epoch = batches.batches_per_epoch()
+    per_epoch = -(-len(corpus) // config.statements.batch_size)  # one statement per document
     marks = {e * per_epoch: e for e in config.epochs}
     dev = resolve_device(device)
 
@@ -143,15 +141,18 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
             "heldout_nll": heldout_nll(model, heldout),
         }
 
-    steps = Budget(epochs=max(config.epochs)).steps_for(per_epoch)
-    result = train(
-        model,
-        batches,
-        TrainConfig(steps=steps, lr=config.statements.lr, eval_every=per_epoch, seed=seed),
+    trained = train_statement_model(
+        corpus,
+        tok,
+        config.statements,
+        Budget(epochs=max(config.epochs)),
+        seed=seed,
         device=dev,
         eval_fn=evaluate,
+        eval_every=per_epoch,
         progress=progress,
     )
+    model, result = trained.model, trained.result
     final = judge(
         population, sample_statements(model, tok, config.statements.n_generations, seed=seed, device=dev), train_people
     )

@@ -15,12 +15,14 @@ import pandas as pd
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from ..core import recipes
 from ..core.losses import causal_lm_loss
 from ..core.metrics import monofact_rate
 from ..core.probe import extend_tokens
-from ..core.recipes import ModelSize
+from ..core.recipes import Budget, ModelSize, Trained
 from ..core.runtime import Device, check_positive_int, check_scale, model_device, resolve_device
 from ..core.tokenizer import build_tokenizer
+from ..core.train import EvalFn
 from ..core.world import ATTRIBUTES, FIRST_NAMES, LAST_NAMES, World, make_world
 
 ATTRIBUTE = "birth_city"
@@ -161,11 +163,39 @@ class StatementsConfig:
         return cls(n_people=14000, n_statements=10000, n_generations=10000, size=ModelSize.for_scale("full"))
 
 
-def statement_model(population: Population, size: ModelSize, seed: int = 0):
-    """The tokenizer for ``population``'s statements and a fresh tiny GPT of ``size`` for them."""
-    tok = build_tokenizer(population.world.vocabulary())
-    torch.manual_seed(seed)
-    return tok, size.gpt(tok, n_positions=16)
+def statement_tokenizer(population: Population) -> PreTrainedTokenizerBase:
+    """The word-level tokenizer for ``population``'s statements (every name, so new people can be written)."""
+    return build_tokenizer(population.world.vocabulary())
+
+
+def train_statement_model(
+    statements: Sequence[str],
+    tokenizer: PreTrainedTokenizerBase,
+    config: StatementsConfig,
+    budget: Budget | int,
+    *,
+    seed: int = 0,
+    device: Device = "auto",
+    eval_fn: EvalFn | None = None,
+    eval_every: int | None = None,
+    progress: bool = True,
+) -> Trained:
+    """A tiny GPT of ``config.size`` trained on ``statements`` (one document each) with the one loop
+    (:func:`halluc_lib.core.recipes.train_lm`); statements are short, so 16 positions suffice."""
+    return recipes.train_lm(
+        list(statements),
+        tokenizer,
+        config.size,
+        budget,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        seed=seed,
+        device=device,
+        n_positions=16,
+        eval_fn=eval_fn,
+        eval_every=eval_every,
+        progress=progress,
+    )
 
 
 def heldout_ids(population: Population, tokenizer: PreTrainedTokenizerBase, people: Sequence[int]) -> torch.Tensor:

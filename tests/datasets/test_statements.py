@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from halluc_lib.core import world
+from halluc_lib.core.recipes import ModelSize
 from halluc_lib.datasets import statements
 
 
@@ -33,3 +34,14 @@ def test_judge_tells_true_false_invented_and_malformed(population):
     assert table.malformed.tolist() == [False, False, False, True]
     assert table.exists.tolist() == [True, True, False, False]
     assert table.times_seen.tolist()[:2] == [2, 2]
+
+
+def test_train_statement_model_writes_statements_of_the_world(population):
+    config = statements.StatementsConfig(n_people=50, n_statements=40, size=ModelSize(1, 32, 2), batch_size=8)
+    tok = statements.statement_tokenizer(population)
+    corpus = [population.statement(int(p)) for p in population.draw(40, np.random.default_rng(0))]
+    trained = statements.train_statement_model(corpus, tok, config, 30, seed=0, device="cpu", progress=False)
+    assert trained.result.steps == 30 and trained.model.config.n_positions == 16
+    texts = statements.sample_statements(trained.model, tok, 20, seed=0, device="cpu")
+    judged = statements.judge(population, texts, [])
+    assert len(judged) == 20 and set(judged.columns) >= {"true", "hallucination", "malformed"}
