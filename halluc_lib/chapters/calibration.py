@@ -18,26 +18,15 @@ from ..core import probe
 from ..core.metrics import ece_by_group
 from ..core.runtime import Device
 from ..core.world import make_probes
-from ..datasets.biographies import BiographyConfig, BiographyModel, biography_model
+from ..datasets.biographies import BaseModelConfig, BiographyModel, biography_model
 
 #: The exposure groups the page compares: name → the exposure counts it holds.
 EXPOSURE_GROUPS = {"never seen (k=0)": (0,), "rarely seen (k=1-4)": (1, 2, 4), "well seen (k=32-64)": (32, 64)}
 
 
 @dataclass(frozen=True)
-class Config:
-    """The base model's world and training (the crisp regime of chapter 2.1)."""
-
-    biographies: BiographyConfig = BiographyConfig()
-
-    def __post_init__(self):
-        if not isinstance(self.biographies, BiographyConfig):
-            raise TypeError(f"biographies must be a BiographyConfig; got {type(self.biographies).__name__}")
-
-    @classmethod
-    def for_scale(cls, scale: str = "quick") -> Config:
-        """The crisp biography world at ``scale``."""
-        return cls(BiographyConfig.for_scale(scale))
+class Config(BaseModelConfig):
+    """The base model's world and training (the crisp regime of chapter 2.1); ``Config.for_scale(scale)``."""
 
 
 @dataclass

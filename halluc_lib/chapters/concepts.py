@@ -10,19 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.runtime import Device
-from ..datasets.biographies import BiographyConfig, BiographyModel, biography_model
+from ..datasets.biographies import BaseModelConfig, BiographyModel, biography_model
 
 
 @dataclass(frozen=True)
-class Config:
-    """The base model's world and training (the crisp regime of chapter 2.1)."""
-
-    biographies: BiographyConfig = BiographyConfig()
-
-    @classmethod
-    def for_scale(cls, scale: str = "quick") -> Config:
-        """The crisp biography world at ``scale``."""
-        return cls(BiographyConfig.for_scale(scale))
+class Config(BaseModelConfig):
+    """The base model's world and training (the crisp regime of chapter 2.1); ``Config.for_scale(scale)``."""
 
 
 @dataclass

@@ -25,7 +25,7 @@ from transformers import PreTrainedTokenizerBase
 from ..core import probe
 from ..core.runtime import Device
 from ..core.world import ATTRIBUTES, make_probes
-from ..datasets.biographies import BiographyConfig, BiographyModel, biography_model
+from ..datasets.biographies import BaseModelConfig, BiographyModel, biography_model
 
 
 def candidate_distributions(
@@ -94,20 +94,16 @@ def iiv_by_group(q: np.ndarray, truth: np.ndarray, groups) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class Config:
-    """The base model's world and training (the crisp regime of chapter 2.1), and the attribute asked about."""
+class Config(BaseModelConfig):
+    """The base model's world and training (the crisp regime of chapter 2.1), and the attribute asked about;
+    ``Config.for_scale(scale)`` asks about birth cities."""
 
-    biographies: BiographyConfig = BiographyConfig()
     attribute: str = "birth_city"
 
     def __post_init__(self):
+        super().__post_init__()
         if self.attribute not in ATTRIBUTES:
             raise ValueError(f"attribute must be one of {sorted(ATTRIBUTES)}; got {self.attribute!r}")
-
-    @classmethod
-    def for_scale(cls, scale: str = "quick") -> Config:
-        """The crisp biography world at ``scale``; birth cities."""
-        return cls(BiographyConfig.for_scale(scale))
 
 
 @dataclass

@@ -9,6 +9,7 @@ and seed loads it from the cache instead of training again, and a page run alone
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from typing import Self
 
 import pandas as pd
 import torch
@@ -68,6 +69,23 @@ class BiographyConfig:
             quick = cls(buckets=(0, 1, 2, 4, 8), per_bucket=30, batch_size=32, steps=600, eval_every=60)
             full = replace(quick, per_bucket=120, steps=2400, eval_every=240, lr=3e-3, **larger)
         return quick if scale == "quick" else full
+
+
+@dataclass(frozen=True)
+class BaseModelConfig:
+    """The configuration of a page that asks questions of the base model: its world and training (the crisp
+    regime of chapter 2.1). Pages that need more extend it (chapter 3.5 adds the attribute asked about)."""
+
+    biographies: BiographyConfig = BiographyConfig()
+
+    def __post_init__(self):
+        if not isinstance(self.biographies, BiographyConfig):
+            raise TypeError(f"biographies must be a BiographyConfig; got {type(self.biographies).__name__}")
+
+    @classmethod
+    def for_scale(cls, scale: str = "quick") -> Self:
+        """The crisp biography world at ``scale`` (the page's other fields at their defaults)."""
+        return cls(BiographyConfig.for_scale(scale))
 
 
 @dataclass

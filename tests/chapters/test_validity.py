@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from halluc_lib.chapters import validity
+from halluc_lib.chapters import calibration, concepts, validity
 from halluc_lib.core import probe
 from halluc_lib.core.world import make_probes
+from halluc_lib.datasets import biographies
 
 
 def test_uniform_model_is_at_chance_and_the_bound_is_tight():
@@ -43,3 +44,14 @@ def test_candidate_distributions_from_a_model(tiny_world, tokenizer, tiny_gpt):
         validity.candidate_distributions(logits, make_probes(tiny_world)[: len(probes)], tokenizer)
     with pytest.raises(ValueError, match="at least two responses"):
         validity.iiv_terms(np.ones((3, 1)), np.zeros(3, dtype=int))
+
+
+def test_base_model_config_is_what_the_asking_pages_share():
+    for page in (concepts, calibration, validity):
+        config = page.Config.for_scale("full")
+        assert isinstance(config, biographies.BaseModelConfig) and type(config) is page.Config
+        assert config.biographies == biographies.BiographyConfig.for_scale("full")
+    with pytest.raises(TypeError, match="biographies must be a BiographyConfig"):
+        validity.Config(biographies={})
+    with pytest.raises(ValueError, match="attribute must be one of"):
+        validity.Config(attribute="shoe_size")
