@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -238,8 +238,3 @@ def _fit(
         build, batches, config, key=cache_key, device=device, eval_fn=eval_fn, progress=progress
     )
     return Trained(model, result, from_cache)
-
-
-def describe(size: ModelSize, budget: Budget) -> dict:
-    """A JSON-able description of a size and a budget, for cache keys and records."""
-    return {"size": asdict(size), "budget": asdict(budget)}
