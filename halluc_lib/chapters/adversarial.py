@@ -235,6 +235,12 @@ def compare_robustness(
     return RobustnessRun(pd.DataFrame(rows), cost, trained, test_data, tok)
 
 
+def marker_reviews(tokenizer: PreTrainedTokenizerBase, agreement: float, seed: int = 0) -> dict[str, torch.Tensor]:
+    """1,000 encoded test reviews with clean labels, whose marker word agrees with the label with probability
+    ``agreement``: 0.95 where the shortcut tells the truth, 0.05 where it lies."""
+    return encode_sentences(review_sentences(1000, marker_agreement=agreement, seed=seed + 1), tokenizer)
+
+
 def shortcut_under_pgd(
     *, epsilon: float = 0.4, steps: int = 300, seed: int = 0, device: Device = "auto"
 ) -> pd.DataFrame:
@@ -243,10 +249,7 @@ def shortcut_under_pgd(
 
     tok = build_tokenizer(review_vocabulary())
     train_data = encode_sentences(review_sentences(4000, marker_agreement=0.95, label_noise=0.25, seed=seed), tok)
-    tests = {
-        agreement: encode_sentences(review_sentences(1000, marker_agreement=agreement, seed=seed + 1), tok)
-        for agreement in (0.95, 0.05)
-    }
+    tests = {agreement: marker_reviews(tok, agreement, seed) for agreement in (0.95, 0.05)}
     start = train_classifier(tok, train_data, "plain", steps=steps, seed=seed, device=device).model
     rows = []
     for method in ("plain", "PGD"):
@@ -323,15 +326,20 @@ class Config:
 
 @dataclass
 class Run:
-    """Robustness of each method (``robustness``) and the marker-word shortcut under PGD (``shortcut``)."""
+    """Robustness of each method (``robustness``), the marker-word shortcut under PGD (``shortcut``), and the
+    shortcut claim's null: the PGD model of the robustness experiment, whose training reviews carry no marker,
+    tested where the marker lies (``marker_lies_without_shortcut``) — a model that never learned the marker
+    reads the review, so the failure of the shortcut model comes from its data, not from the method."""
 
     config: Config
     robustness: RobustnessRun
     shortcut: pd.DataFrame  # method, marker_agreement, accuracy
+    marker_lies_without_shortcut: float
 
 
 def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: bool = True) -> Run:
-    """Fine-tune plainly, with FGM and with PGD, attack each model, and test the shortcut under PGD.
+    """Fine-tune plainly, with FGM and with PGD, attack each model, and test the shortcut under PGD (and, as its
+    null, the PGD model trained without the marker).
 
     ``progress`` is accepted for the common interface; these classifiers train in seconds, without a bar.
     """
@@ -346,7 +354,9 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
         device=device,
     )
     shortcut = shortcut_under_pgd(epsilon=config.epsilon, steps=config.steps, seed=seed, device=device)
-    return Run(config, robustness, shortcut)
+    lies = marker_reviews(robustness.tokenizer, 0.05, seed)
+    without_shortcut = attacked_accuracy(robustness.models["PGD"], lies, epsilon=0)
+    return Run(config, robustness, shortcut, without_shortcut)
 
 
 def tradeoffs(run: Run) -> list[Tradeoff]:

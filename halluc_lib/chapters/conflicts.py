@@ -12,7 +12,9 @@ Two ways the training data can be wrong about a fact even when it states it ofte
 
 People come in three disjoint groups: ``vote`` people (conflicting statements), ``memory`` people (stated
 consistently; used to measure the memorisation ratio) and ``context`` people (only in the variant that also
-trains on counterfactual passages), so the ratio is measured on people the passages never mentioned.
+trains on counterfactual passages), so the ratio is measured on people the passages never mentioned. The same
+measures on the untrained model (the initial weights of both variants) are the page's null: a model that has
+read nothing prefers neither the majority nor its memory.
 """
 
 from __future__ import annotations
@@ -150,18 +152,68 @@ def value_probabilities(
     return probs.gather(1, pairs).numpy()
 
 
+#: The variant measured on the freshly initialised model: the page's null model (it has read no corpus).
+UNTRAINED = "untrained"
+
+
+def _measure(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    vote: pd.DataFrame,
+    memory: pd.DataFrame,
+    new_values: list[str],
+    variant: str,
+    device: Device,
+) -> tuple[list[dict], list[dict]]:
+    """One model's rows: per vote person, the two stated values' probabilities; per memory person, p(old) and
+    p(new) without a passage and with the new value in context."""
+    prompts = [f"{n} works for" for n in vote.name]
+    p = value_probabilities(model, tokenizer, prompts, list(zip(vote.old, vote.other, strict=True)), device=device)
+    vote_rows = [
+        {"variant": variant, "person": person, "p_majority": a, "p_minority": b, "answers_majority": a > b}
+        for person, (a, b) in zip(vote.person, p, strict=True)
+    ]
+    pairs = list(zip(memory.old, new_values, strict=True))
+    no_context = value_probabilities(model, tokenizer, [f"{n} works for" for n in memory.name], pairs, device=device)
+    in_context = value_probabilities(
+        model,
+        tokenizer,
+        [f"{STATEMENT.format(name=n, value=v)} {n} works for" for n, v in zip(memory.name, new_values, strict=True)],
+        pairs,
+        device=device,
+    )
+    memory_rows = [
+        {
+            "variant": variant,
+            "person": person,
+            "recalls_old": po > pn,
+            "p_old": co,
+            "p_new": cn,
+            "memorization_ratio": co / (co + cn),
+        }
+        for person, (po, pn), (co, cn) in zip(memory.person, no_context, in_context, strict=True)
+    ]
+    return vote_rows, memory_rows
+
+
 @dataclass
 class Run:
-    """Per vote person, which value the model answers; per memory person, how it weighs memory and context."""
+    """Per vote person, which value the model answers; per memory person, how it weighs memory and context.
+
+    Each table has one block of rows per ``variant``: ``"plain"``, ``"with counterfactual passages"`` and
+    ``"untrained"`` (:data:`UNTRAINED`), the same model before any training — the page's null model, which
+    knows no vote and no memory.
+    """
 
     config: Config
     people: pd.DataFrame
-    votes: pd.DataFrame  # per vote person: which value the model answers
+    votes: pd.DataFrame  # per vote person and variant: which value the model answers
     memory: pd.DataFrame  # per memory person and variant: p(old), p(new) with the new value in context
 
 
 def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: bool = True) -> Run:
-    """Train the plain and the counterfactual-passage variants; measure majority answers and memorisation."""
+    """Train the plain and the counterfactual-passage variants; measure majority answers and memorisation, and
+    the same for the untrained model (the null)."""
 
     if not isinstance(config, Config):
         raise TypeError(f"config must be a conflicts.Config; got {type(config).__name__}")
@@ -187,38 +239,12 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
             n_positions=32,
             progress=progress,
         ).model
-        prompts = [f"{n} works for" for n in vote.name]
-        p = value_probabilities(model, tok, prompts, list(zip(vote.old, vote.other, strict=True)), device=device)
-        vote_rows += [
-            {"variant": variant, "person": person, "p_majority": a, "p_minority": b, "answers_majority": a > b}
-            for person, (a, b) in zip(vote.person, p, strict=True)
-        ]
-        no_context = value_probabilities(
-            model,
-            tok,
-            [f"{n} works for" for n in memory.name],
-            list(zip(memory.old, new_values, strict=True)),
-            device=device,
-        )
-        in_context = value_probabilities(
-            model,
-            tok,
-            [
-                f"{STATEMENT.format(name=n, value=v)} {n} works for"
-                for n, v in zip(memory.name, new_values, strict=True)
-            ],
-            list(zip(memory.old, new_values, strict=True)),
-            device=device,
-        )
-        for person, (po, pn), (co, cn) in zip(memory.person, no_context, in_context, strict=True):
-            memory_rows.append(
-                {
-                    "variant": variant,
-                    "person": person,
-                    "recalls_old": po > pn,
-                    "p_old": co,
-                    "p_new": cn,
-                    "memorization_ratio": co / (co + cn),
-                }
-            )
+        votes_of, memory_of = _measure(model, tok, vote, memory, new_values, variant, device)
+        vote_rows += votes_of
+        memory_rows += memory_of
+    torch.manual_seed(seed)  # the initial weights both variants started from (recipes.train_lm seeds the same way)
+    untrained = config.size.gpt(tok, n_positions=32)
+    votes_of, memory_of = _measure(untrained, tok, vote, memory, new_values, UNTRAINED, device)
+    vote_rows += votes_of
+    memory_rows += memory_of
     return Run(config, people, pd.DataFrame(vote_rows), pd.DataFrame(memory_rows))

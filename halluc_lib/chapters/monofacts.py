@@ -9,6 +9,11 @@ Here people have Zipf-distributed popularity; a corpus is ``n`` statements "X wa
 drawn by popularity. A *generation* is a statement the model writes from scratch (sampling every token at
 temperature 1 after the document separator); it is a *hallucination* when it is false: the person has
 another birth city, or does not exist in the world at all.
+
+The counting model (:func:`counting_model_generations`) is *built* to hallucinate at the monofact rate; it shows
+what calibrated generation looks like. The findings are about the tiny GPT: whom its hallucinations are about
+(against the share of all its statements about those people, :func:`generation_summary`) and where it ends
+relative to the line (against the counting model trained on the same statements, ``Run.counting_on_training``).
 """
 
 from __future__ import annotations
@@ -83,6 +88,20 @@ def counting_model_generations(population: Population, train_people: Sequence[in
     return out
 
 
+def generation_summary(judged: pd.DataFrame) -> dict[str, float]:
+    """What the page reports about judged generations (:func:`~halluc_lib.datasets.statements.judge`): the
+    hallucination and malformed rates, the share of hallucinations about people seen at most once in training
+    (or not existing), and — that share's null — the share of *all* well-formed statements about such people."""
+    halluc = judged[judged.hallucination]
+    well_formed = judged[~judged.malformed]
+    return {
+        "hallucination_rate": judged.hallucination.mean(),
+        "malformed_rate": judged.malformed.mean(),
+        "share_of_hallucinations_seen_at_most_once": (halluc.times_seen <= 1).mean() if len(halluc) else np.nan,
+        "share_of_statements_seen_at_most_once": (well_formed.times_seen <= 1).mean() if len(well_formed) else np.nan,
+    }
+
+
 @dataclass
 class Run:
     """The counting model at every corpus size, and the tiny GPT's generations judged during and after training."""
@@ -95,10 +114,12 @@ class Run:
     train_people: np.ndarray
     model: object
     tokenizer: object
+    counting_on_training: float  # the counting model's hallucination rate on the GPT's own training statements
 
 
 def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: bool = True) -> Run:
-    """The counting model at every corpus size, then a tiny GPT trained for ``max(epochs)`` passes."""
+    """The counting model at every corpus size, then a tiny GPT trained for ``max(epochs)`` passes, and the
+    counting model on the GPT's own training statements (the null of the GPT's findings)."""
 
     if not isinstance(config, Config):
         raise TypeError(f"config must be a monofacts.Config; got {type(config).__name__}")
@@ -132,14 +153,7 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
             return None
         texts = sample_statements(model, tok, config.statements.n_generations, seed=seed + step, device=dev)
         judged = judge(population, texts, train_people)
-        halluc = judged[judged.hallucination]
-        return {
-            "epoch": marks[step],
-            "hallucination_rate": judged.hallucination.mean(),
-            "malformed_rate": judged.malformed.mean(),
-            "share_of_hallucinations_seen_at_most_once": (halluc.times_seen <= 1).mean() if len(halluc) else np.nan,
-            "heldout_nll": heldout_nll(model, heldout),
-        }
+        return {"epoch": marks[step], **generation_summary(judged), "heldout_nll": heldout_nll(model, heldout)}
 
     trained = train_statement_model(
         corpus,
@@ -156,6 +170,20 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
     final = judge(
         population, sample_statements(model, tok, config.statements.n_generations, seed=seed, device=dev), train_people
     )
+    # the null of the GPT's place relative to the line: a calibrated generator of the same training statements
+    counting_on_training = judge(
+        population,
+        counting_model_generations(population, train_people, config.statements.n_generations, seed),
+        train_people,
+    ).hallucination.mean()
     return Run(
-        config, population, pd.DataFrame(counting), result.evals.drop(columns="step"), final, train_people, model, tok
+        config,
+        population,
+        pd.DataFrame(counting),
+        result.evals.drop(columns="step"),
+        final,
+        train_people,
+        model,
+        tok,
+        counting_on_training=float(counting_on_training),
     )

@@ -99,20 +99,32 @@ class Config:
 
 @dataclass
 class LossCheck:
-    """One loss computed by hand and by ``transformers`` on the same batch."""
+    """One loss computed by hand and by ``transformers`` on the same batch, and by a wrong formula (``null``)
+    that the check must be sharp enough to reject."""
 
     by_hand: float
     transformers: float
+    null: float  # the same batch scored by a plausible wrong formula: the page's null model of the check
 
     @property
     def gap(self) -> float:
         """``|by hand − transformers|``."""
         return abs(self.by_hand - self.transformers)
 
+    @property
+    def null_gap(self) -> float:
+        """``|null − transformers|``: what the check measures when the formula is wrong."""
+        return abs(self.null - self.transformers)
+
 
 @dataclass
 class Run:
-    """The three loss checks, the MLM selection rate, and the source's formula against the correct loss."""
+    """The three loss checks, the MLM selection rate, and the source's formula against the correct loss.
+
+    The null of each check: the causal loss without its shift (the prediction at position t scored on token t,
+    an off-by-one error), the source's §4.1 "BERT" formula on the masked positions, and, for fine-tuning, the
+    source's formula over the classes, which never reads the label (the §4.2 error).
+    """
 
     world: World
     tokenizer: object
@@ -166,7 +178,8 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
     width = min(len(d) for d in docs) + 1
     ids = torch.tensor([[tok.eos_token_id, *d][:width] for d in docs])
     out = gpt(input_ids=ids, labels=ids)
-    causal = LossCheck(causal_lm_loss(out.logits, ids).item(), out.loss.item())
+    unshifted = token_nll(out.logits, ids)  # off by one: each position scored on the token it already sees
+    causal = LossCheck(causal_lm_loss(out.logits, ids).item(), out.loss.item(), unshifted.item())
 
     pairs = nsp_batch(corpus, tok, n_pairs=config.batch_docs, seed=seed)
     specials = {tok.pad_token_id, tok.cls_token_id, tok.sep_token_id}
@@ -186,7 +199,8 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
     by_hand = masked_lm_loss(out.prediction_logits, mlm_labels) + next_sentence_loss(
         out.seq_relationship_logits, pairs["next_sentence_label"]
     )
-    masked = LossCheck(by_hand.item(), out.loss.item())
+    source = source_vocabulary_sum_loss(out.prediction_logits[mlm_labels != IGNORE_INDEX])
+    masked = LossCheck(by_hand.item(), out.loss.item(), source.item())
     real = pairs["attention_mask"].bool() & ~torch.isin(pairs["input_ids"], torch.tensor(sorted(specials)))
     selected_rate = (mlm_labels != IGNORE_INDEX).sum().item() / real.sum().item()
 
@@ -194,7 +208,8 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
     classifier = models.tiny_bert_classifier(tok, num_labels=2)
     labels = pairs["next_sentence_label"]
     out = classifier(input_ids=pairs["input_ids"], attention_mask=pairs["attention_mask"], labels=labels)
-    classification = LossCheck(classification_loss(out.logits, labels).item(), out.loss.item())
+    label_free = source_vocabulary_sum_loss(out.logits)  # sums over both classes: the label is never read
+    classification = LossCheck(classification_loss(out.logits, labels).item(), out.loss.item(), label_free.item())
 
     table = source_formula_table(len(tok), tok.convert_tokens_to_ids("Lisbon"))
     return Run(world, tok, corpus, gpt, causal, masked, classification, selected_rate, table)

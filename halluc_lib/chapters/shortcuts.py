@@ -10,6 +10,9 @@ shortcut, and fails when the correlation is reversed at test time (Geirhos et al
   test. A digit MLP trained on them, and one that cannot see colour.
 * Sentences with a marker word (:func:`halluc_lib.datasets.sentences.spurious_token_sentences`): the label is
   a property of the city, and the marker word agrees with it 95% of the time in training and 5% at test.
+
+The null of each claim is the model or rule without the shortcut: the colour-blind digit model, and for the text,
+the rule that reads only the city (:func:`city_rule_accuracy`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from ..core.models import DigitMLP
 from ..core.runtime import Device, check_positive_int, check_probability, check_scale
 from ..core.tokenizer import build_tokenizer
 from ..datasets.digits import colored_digits
-from ..datasets.sentences import encode_sentences, spurious_token_sentences, text_vocabulary
+from ..datasets.sentences import NORTHERN, encode_sentences, spurious_token_sentences, text_vocabulary
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,14 @@ def train_text_classifier(
     return recipes.train_text_classifier(
         tokenizer, data, steps, seed=seed, device=device, batch_size=batch_size, lr=1e-3
     ).model
+
+
+def city_rule_accuracy(frame: pd.DataFrame) -> float:
+    """Accuracy of the rule that reads only the real feature — label 1 when the sentence's city is in
+    :data:`~halluc_lib.datasets.sentences.NORTHERN` — on sentences "X Y was born in CITY , MARKER .": the best a
+    classifier that ignores the marker can expect, in training and at test alike (1 minus the label noise)."""
+    cities = frame.text.str.split().str[5]
+    return float((cities.isin(NORTHERN).astype(int) == frame.label).mean())
 
 
 @dataclass

@@ -108,21 +108,26 @@ class Config(BaseModelConfig):
 
 @dataclass
 class Run:
-    """The IIV terms overall and per exposure count, with the distributions they were computed from."""
+    """The IIV terms overall and per exposure count, with the distributions they were computed from, and the
+    same terms for a model that knows nothing (``know_nothing``, uniform over the values: the page's null)."""
 
     base: BiographyModel
     q: np.ndarray  # per probe, the model's distribution over the attribute's values
     truth: np.ndarray  # per probe, the index of the true value
     terms: pd.DataFrame  # one row per group ("all" first): every term of the inequality
+    know_nothing: pd.DataFrame  # the same rows for the uniform distribution over the values
 
 
 def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: bool = True) -> Run:
     """Train (or load from the cache) the base model, ask it ``config.attribute`` for everyone, and compute
-    the generative error, the IIV error and the bound, overall and per exposure count."""
+    the generative error, the IIV error and the bound, overall and per exposure count — for the model and for
+    the uniform distribution (the null)."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a validity.Config; got {type(config).__name__}")
     base = biography_model(config.biographies, seed=seed, device=device, progress=progress)
     probes = [p for p in make_probes(base.world) if p.attribute == config.attribute]
     logits = probe.next_token_logits(base.model, base.tokenizer, probes, device=device)
     q, truth = candidate_distributions(logits, probes, base.tokenizer)
-    return Run(base, q, truth, iiv_by_group(q, truth, [p.exposures for p in probes]))
+    exposures = [p.exposures for p in probes]
+    uniform = np.full_like(q, 1 / q.shape[1])
+    return Run(base, q, truth, iiv_by_group(q, truth, exposures), iiv_by_group(uniform, truth, exposures))

@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from .. import __version__
+from . import distributed
 from .train import TrainConfig, TrainResult, train
 
 CACHE_ENV = "HALLUC_CACHE"
@@ -103,6 +104,7 @@ def train_cached(
         model.eval()
         return model, result, True
     result = train(model, batches, config, **train_kwargs)
-    if result.finished:
+    if result.finished and distributed.is_main():  # under torchrun, rank 0 alone writes the cache
         _save(path, model, result, parts)
+    distributed.barrier()
     return model, result, False

@@ -11,6 +11,9 @@ What it does, and why:
   hold the weights (safetensors), optimizer and scheduler state, step and RNG state, written atomically. A run
   stopped by a step or time budget and resumed from its checkpoint ends with the same weights as one that ran
   straight through. Nothing is loaded with pickle: ``torch.load(..., weights_only=True)`` only.
+* The same call runs unchanged under ``torchrun --nproc-per-node N`` (:mod:`halluc_lib.core.distributed`):
+  each rank trains on its share of the global batch under ``DistributedDataParallel``, and rank 0 alone shows
+  progress, evaluates and writes checkpoints; every rank gets the same result back.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 from safetensors.torch import load_model, save_model
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import std
 
+from . import distributed
 from .batching import BatchSource, count_tokens
 from .files import atomic_write_text
 from .runtime import Device, autocast_dtype, check_positive_int, resolve_device
@@ -232,6 +237,14 @@ def train(
         raise ValueError("batches must yield at least one batch per epoch")
     device = resolve_device(device)
     model.to(device)
+    rank, ranks = distributed.rank(), distributed.world_size()
+    main = rank == 0
+    # several ranks: DDP broadcasts rank 0's weights now and averages the gradients in every backward pass
+    net = (
+        DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if ranks > 1
+        else model
+    )
     optimizer = make_optimizer(model, config, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, config))
     amp = autocast_dtype(device)
@@ -255,7 +268,7 @@ def train(
         window = [0.0, 0]
 
     def checkpoint():
-        if ckpt_dir is not None:
+        if ckpt_dir is not None and main:
             state = {
                 "step": step,
                 "tokens": tokens,
@@ -267,9 +280,10 @@ def train(
                 "window": [loss_sum.item(), loss_count],
             }
             save_checkpoint(ckpt_dir, model, optimizer, scheduler, state)
+        distributed.barrier()  # no rank goes on (or resumes) before the checkpoint is complete
 
     def evaluate():
-        if eval_fn is not None and not (evals and evals[-1]["step"] == step):
+        if main and eval_fn is not None and not (evals and evals[-1]["step"] == step):
             model.eval()
             with torch.inference_mode():
                 evals.extend(_as_rows(eval_fn(model, step), step))
@@ -280,16 +294,17 @@ def train(
     start_step, t0 = step, time.perf_counter()
     loss_sum = torch.tensor(window[0], device=device)
     loss_count = window[1]
-    bar = _progress_bar(config.steps, step, progress)
+    bar = _progress_bar(config.steps, step, progress and main)
     stopped_by_budget = False
     while step < config.steps:
         epoch, index = divmod(step, per_epoch)
         batch = batches.batch(epoch, index)
-        tokens += count_tokens(batch)
+        tokens += count_tokens(batch)  # the global batch's: the same on every rank
+        batch, weight = distributed.shard(batch, rank, ranks)
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            loss = model(**batch).loss
-        loss.backward()
+            loss = net(**batch).loss
+        (loss * weight if ranks > 1 else loss).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -299,7 +314,7 @@ def train(
         step += 1
         bar.update(1)
         if step % config.log_every == 0 or step == config.steps:
-            mean_loss = (loss_sum / loss_count).item()  # the one host sync, every log_every steps
+            mean_loss = distributed.mean_over_ranks(loss_sum / loss_count).item()  # the one sync, every log_every steps
             history.append(
                 {"step": step, "epoch": step / per_epoch, "loss": mean_loss, "lr": scheduler.get_last_lr()[0]}
             )
@@ -315,6 +330,8 @@ def train(
             checkpoint()
         out_of_steps = budget_steps is not None and step - start_step >= budget_steps
         out_of_time = budget_seconds is not None and seconds + time.perf_counter() - t0 >= budget_seconds
+        if budget_seconds is not None and ranks > 1:
+            out_of_time = distributed.broadcast_object(out_of_time)  # rank 0's clock decides for all
         if (out_of_steps or out_of_time) and step < config.steps:
             stopped_by_budget = True
             break
@@ -326,6 +343,8 @@ def train(
         evaluate()
     checkpoint()
     model.eval()
+    if ranks > 1:  # only rank 0 evaluated: every rank returns its rows
+        history, evals = distributed.broadcast_object((history, evals))
     return TrainResult(
         history=pd.DataFrame(history, columns=["step", "epoch", "loss", "lr"]),
         evals=pd.DataFrame(evals),

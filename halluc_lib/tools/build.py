@@ -20,12 +20,15 @@ from pathlib import Path
 import papermill
 import yaml
 
+from ..core import sweeps
 from ..core.claims import RECORD_ENV
 from ..core.files import atomic_write_text
+from ..core.sweeps import SWEEP_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "_build"
 STATUS_MARKER = "<!-- status-table -->"
+ROBUSTNESS_MARKER = "<!-- robustness-tables -->"
 
 
 def toc_files(root: Path = ROOT) -> list[str]:
@@ -123,12 +126,91 @@ def status_markdown(records: list[dict]) -> str:
             f"| {r['page']} | {wall:.0f} | {r['seed']} | {r['scale']} | {_device(r)} | {r.get('threads')} | "
             f"{r['peak_memory_mib']:.0f} | {r['version']} | {passed}/{len(r['claims'])} passed |"
         )
-    lines += ["", "## Claims", "", "| page | claim | measured | expected |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Claims",
+        "",
+        "Each finding is shown with its null model's value, computed in the same run, which fails it; a check of",
+        "mathematics has no null.",
+        "",
+        "| page | claim | measured | expected | null model |",
+        "|---|---|---|---|---|",
+    ]
     for r in records:
         for c in r["claims"]:
+            null = "mathematics" if c.get("kind") == "mathematics" else _number(c.get("baseline"))
             lines.append(
-                f"| {r['page']} | {_cell(c['name'])} | {c['value']:.4g} | {c['comparison']} {c['threshold']:.4g} |"
+                f"| {r['page']} | {_cell(c['name'])} | {c['value']:.4g} | {c['comparison']} {c['threshold']:.4g} | "
+                f"{null} |"
             )
+    lines += ["", "## Environment", "", environment_markdown(records)]
+    return "\n".join(lines) + "\n"
+
+
+def _number(x) -> str:
+    return "—" if x is None else f"{x:.4g}"
+
+
+def environment_markdown(records: list[dict]) -> str:
+    """The package versions and processor of the runs (what else, besides hardware, can change a result)."""
+    seen = {}
+    for r in records:
+        key = json.dumps(
+            {"packages": r.get("packages"), "cpu": r.get("cpu_capability"), "arch": r.get("machine")}, sort_keys=True
+        )
+        seen.setdefault(key, []).append(r["page"])
+    lines = ["| packages | processor | pages |", "|---|---|---|"]
+    for key, pages in seen.items():
+        env = json.loads(key)
+        packages = ", ".join(f"{k} {v}" for k, v in (env["packages"] or {}).items())
+        lines.append(f"| {packages or '—'} | {env['arch'] or '—'} ({env['cpu'] or '—'}) | {len(pages)} |")
+    return "\n".join(lines) + "\n"
+
+
+def robustness_markdown(root: Path = ROOT, sweep_dir: Path = SWEEP_DIR) -> str:
+    """The robustness page's tables: for every page and claim, its value at each seed, the spread, how many
+    seeds pass, the null model's value (median over seeds) and whether the records are stale."""
+    lines = []
+    for nb in notebooks(root):
+        page = nb.stem
+        data = sweeps.load_sweep(page, sweep_dir)
+        if not data["runs"]:
+            lines += [f"## {page}", "", "Not swept yet.", ""]
+            continue
+        current = sweeps.source_hashes(nb)
+        groups = sorted({(r["scale"], sweeps.device_kind(r.get("device"))) for r in data["runs"]})
+        lines += [f"## {page}", ""]
+        for scale, kind in groups:
+            page_runs = sweeps.runs(page, scale, kind, sweep_dir)
+            seeds = [r["seed"] for r in page_runs]
+            stale = sum(sweeps.is_stale(r, current) for r in page_runs)
+            wall = sweeps.spread([r["wall_seconds"] for r in page_runs])
+            errors = [f"seed {r['seed']}: {r['error']}" for r in page_runs if r.get("error")]
+            lines += [
+                f"**{scale} scale on {kind}**, seeds {', '.join(map(str, seeds))}; wall time {wall['min']:.0f}–"
+                f"{wall['max']:.0f} s (median {wall['median']:.0f} s)"
+                + (f"; **{stale} of {len(page_runs)} runs are stale** (made by other code)" if stale else "; current"),
+                "",
+            ]
+            lines += [f"- {_cell(e)}" for e in errors] + ([""] if errors else [])
+            table = sweeps.claim_table(page_runs)
+            header = " | ".join(f"seed {s}" for s in seeds)
+            lines += [
+                f"| claim | expected | {header} | min | median | max | passed | null model |",
+                "|---|---|" + "---|" * len(seeds) + "---|---|---|---|---|",
+            ]
+            for name, rows in table.groupby("name", sort=False):
+                by_seed = dict(zip(rows.seed, rows.value, strict=True))
+                cells = " | ".join(_number(by_seed.get(s)) for s in seeds)
+                s = sweeps.spread(rows.value)
+                kind_ = rows.kind.iloc[0]
+                null = "mathematics" if kind_ == "mathematics" else _number(rows.baseline.dropna().median())
+                lines.append(
+                    f"| {_cell(name)} | {rows.comparison.iloc[0]} {rows.threshold.iloc[0]:.4g} | {cells} | "
+                    f"{s['min']:.4g} | {s['median']:.4g} | {s['max']:.4g} | {int(rows.passed.sum())}/{len(rows)} | "
+                    f"{null} |"
+                )
+            lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -149,6 +231,9 @@ def stage(site: Path = BUILD / "site", executed: Path = BUILD / "executed", root
     status = site / "book" / "status.md"
     text = status.read_text()
     atomic_write_text(status, text.replace(STATUS_MARKER, status_markdown(read_records(executed))))
+    robustness = site / "book" / "robustness.md"
+    text = robustness.read_text()
+    atomic_write_text(robustness, text.replace(ROBUSTNESS_MARKER, robustness_markdown(root)))
     return site
 
 

@@ -7,7 +7,7 @@ from halluc_lib.core import world
 from halluc_lib.core.recipes import ModelSize
 from halluc_lib.core.tokenizer import extend_tokenizer
 from halluc_lib.datasets import biographies
-from halluc_lib.datasets.qa import qa_vocabulary
+from halluc_lib.datasets.qa import qa_probes, qa_vocabulary
 
 TINY = biographies.BiographyConfig(
     buckets=(0, 1, 8), per_bucket=4, size=ModelSize(1, 32, 2), batch_size=4, steps=6, eval_every=6
@@ -70,9 +70,25 @@ def test_run_unknown_examples_end_to_end(tmp_path, monkeypatch):
     with pytest.raises(TypeError, match="UnknownExamplesConfig"):
         ue.fine_tune_with_unknowns(base, object())
     run = ue.fine_tune_with_unknowns(base, config, seed=0, device="cpu", progress=False)
-    assert set(run.curves.split) == {"fine-tuning", "dev", "test"}
-    assert set(run.curves.unknown_share) == {0.0, 0.5}
-    assert run.curves.accuracy.between(0, 1).all()
+    curves = run.curves
+    per_eval = ["unknown_share", "step"]
+    # every held-out question is asked at every evaluation, split by whether the pretrained model knew it
+    known = run.knowledge.set_index(["person", "attribute"]).known
+    groups = ue.split_people(base.world.n_people, seed=0)
+    for split in ("dev", "test"):
+        questions = qa_probes(base.world, groups[split])
+        n_known = sum(bool(known[(p.person, p.attribute)]) for p in questions)
+        rows = curves[curves.split == split]
+        assert (rows.groupby(per_eval).n.sum() == len(questions)).all()
+        assert (rows[rows.known].groupby(per_eval).n.sum() == n_known).all()
+    # the fine-tuning examples: the one known fact in both sets, plus one unknown fact at share 0.5
+    tuning = curves[curves.split == "fine-tuning"]
+    assert (tuning[tuning.known].groupby(per_eval).n.sum() == 1).all()
+    assert tuning[~tuning.known.astype(bool)].groupby("unknown_share").n.max().to_dict() == {0.5: 1}
+    # both sets train for config.epochs passes, evaluated before training and at the end
+    assert curves.groupby("unknown_share").epoch.agg(["min", "max"]).to_numpy().tolist() == [[0, 1], [0, 1]]
+    # each accuracy is a share of its n answers
+    assert ((curves.accuracy * curves.n).round(9) % 1 == 0).all()
 
 
 def test_curve_summaries():

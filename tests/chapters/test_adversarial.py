@@ -56,9 +56,47 @@ def test_attacked_accuracy_at_zero_is_clean_accuracy(review_tok, reviews):
         adversarial.train_classifier(review_tok, reviews, "free")
 
 
+def test_adversarial_training_costs_extra_passes(review_tok, reviews):
+    """The compute the page measures: a training step runs the classifier once plainly, three times with FGM
+    (clean, one ascent step, perturbed) and five times with three-step PGD."""
+    torch.manual_seed(0)
+    model = models.tiny_bert_classifier(review_tok, 2, n_layer=1, hidden=32, n_head=2)
+    batch = {k: reviews[k][:8] for k in ("input_ids", "attention_mask", "labels")}
+    calls = []
+    handle = model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        model(**batch)
+        assert len(calls) == 1
+        for method, passes in (("FGM", 3), ("PGD", 5)):
+            calls.clear()
+            adversarial.AdversarialLoss(model, method, 0.1)(**batch)
+            assert len(calls) == passes, method
+    finally:
+        handle.remove()
+
+
+def test_marker_reviews_agree_or_lie_as_asked(review_tok):
+    """The shortcut's two test sets: the marker word names the review's (clean) label in about 95% and 5% of
+    them."""
+    marker_ids = torch.tensor(review_tok.convert_tokens_to_ids(list(sentences.MARKERS)))
+    for agreement in (0.95, 0.05):
+        data = adversarial.marker_reviews(review_tok, agreement, seed=0)
+        names_label = data["input_ids"][:, -3] == marker_ids[data["labels"]]  # "... , <marker> . <sep>"
+        assert abs(names_label.float().mean().item() - agreement) < 0.03
+
+
 def test_experiments_run_end_to_end():
-    run = adversarial.compare_robustness(attack_epsilons=(0.0, 0.2), steps=2, n_train=64)
-    assert set(run.accuracy.method) == set(adversarial.METHODS)
-    assert run.cost.set_index("method").loc["plain", "time_ratio"] == 1.0
-    table = adversarial.shortcut_under_pgd(steps=2)
-    assert set(table.marker_agreement) == {0.95, 0.05}
+    config = adversarial.Config(epsilon=0.2, attack_epsilons=(0.0, 0.2), steps=2, n_train=64)
+    result = adversarial.run(config, seed=0, device="cpu")
+    run = result.robustness
+    acc = run.accuracy.pivot(index="epsilon", columns="method", values="accuracy")
+    assert set(acc.columns) == set(adversarial.METHODS)
+    for method, model in run.models.items():
+        # the table's clean accuracy is the model's accuracy measured without the attack code
+        assert acc.loc[0.0, method] == classify.accuracy(model, run.test_data)
+        assert acc.loc[0.2, method] <= acc.loc[0.0, method]
+    lies = adversarial.marker_reviews(run.tokenizer, 0.05, seed=0)
+    assert result.marker_lies_without_shortcut == classify.accuracy(run.models["PGD"], lies)
+    (entry,) = adversarial.tradeoffs(result)  # the ledger reads the attack at the training radius
+    assert entry.error == pytest.approx((1 - acc.loc[0.2, "plain"], 1 - acc.loc[0.2, "PGD"]))
+    assert entry.accuracy == pytest.approx((acc.loc[0.0, "plain"], acc.loc[0.0, "PGD"]))

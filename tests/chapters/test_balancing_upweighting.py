@@ -52,9 +52,15 @@ def test_run_upweighting_end_to_end():
     config = upweighting.UpweightingConfig(share=0.1, repeats=2, epochs=1)
     run = upweighting.compare_upweighting(config, TINY, seed=0, device="cpu", progress=False)
     assert run.summary.strategy.tolist() == list(upweighting.STRATEGIES)
-    assert run.summary.steps.nunique() == 1  # the same number of steps for every strategy
-    assert run.summary.hallucination_rate.between(0, 1).all()
-    assert set(run.recall.strategy) == set(upweighting.STRATEGIES)
+    summary = run.summary.set_index("strategy")
+    assert summary.steps.nunique() == 1  # the same number of steps for every strategy
+    repeated = round(config.share * TINY.n_statements)
+    assert summary.statements.tolist() == [TINY.n_statements] + 2 * [TINY.n_statements + repeated * config.repeats]
+    assert summary.share_of_repeated["none"] == 0  # nothing repeated, so nothing written is a repeat
+    assert summary.monofact_rate["rare"] < summary.monofact_rate["none"]  # repeated monofacts are monofacts no more
+    # every strategy is asked about the same people: those behind the statements the "rare" strategy repeated
+    asked = run.recall.groupby("strategy").person.apply(sorted)
+    assert len(asked["none"]) == repeated and asked["none"] == asked["random"] == asked["rare"]
     with pytest.raises(TypeError, match="UpweightingConfig"):
         upweighting.compare_upweighting({}, TINY)
     with pytest.raises(TypeError, match="statements must be a StatementsConfig"):

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from halluc_lib.chapters import multitask
@@ -20,10 +21,26 @@ def test_config_is_checked():
 def test_run_multitask_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("HALLUC_CACHE", str(tmp_path))
     run = multitask.run(TINY, device="cpu", progress=False)
-    table = multitask.accuracy_table(run)
-    assert set(table.index.get_level_values("regime")) == {*multitask.REGIMES, "pretrained only"}
-    assert set(table.columns) == {"question", "biography"}
-    assert 0 < multitask.chance_accuracy() < 0.1
+    answers = run.answers
+    assert set(answers.regime) == {*multitask.REGIMES, "pretrained only"}
+    # the QA pairs of qa_share of the people are trained; the rest are held out, and nobody is both
+    people = {split: set(answers[answers.split == split].person) for split in ("trained QA", "held-out")}
+    assert not people["trained QA"] & people["held-out"]
+    assert people["trained QA"] | people["held-out"] == set(range(TINY.n_people))
+    assert len(people["trained QA"]) == round(TINY.qa_share * TINY.n_people)
+    # every regime is asked the same questions, in the same order
+    asked = {
+        regime: part[["person", "attribute", "split", "kind"]].reset_index(drop=True)
+        for regime, part in answers.groupby("regime")
+    }
+    assert asked["mixed"].equals(asked["sequential"]) and asked["mixed"].equals(asked["pretrained only"])
+    # "pretrained only" is the sequential model *before* its QA fine-tuning, not the same model
+    p_pretrained = answers[answers.regime == "pretrained only"].p_answer.to_numpy()
+    p_sequential = answers[answers.regime == "sequential"].p_answer.to_numpy()
+    assert not np.allclose(p_pretrained, p_sequential)
+    # the figure's chance line is the chance of the biography probes, which ask every attribute equally often
+    bios = answers[(answers.kind == "biography") & (answers.regime == "mixed")]
+    assert multitask.chance_accuracy() == pytest.approx(bios.chance.mean())
     with pytest.raises(TypeError, match="config must be a multitask.Config"):
         multitask.run({"n_people": 3})
 

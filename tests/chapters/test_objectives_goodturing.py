@@ -60,6 +60,19 @@ def test_mlm_masking_proportions():
     assert torch.equal(corrupted[~selected], ids[~selected])
 
 
+def test_run_checks_each_loss_and_rejects_its_null():
+    run = objectives.run(objectives.Config(per_bucket=2, batch_docs=8), seed=0)
+    for check in (run.causal, run.masked, run.classification):
+        assert check.gap <= 1e-5 < 1e-3 < check.null_gap
+        assert check.null_gap == pytest.approx(abs(check.null - check.transformers))
+    # the unshifted causal loss scores each position on the token it already sees: far easier than the real one
+    assert run.causal.null < run.causal.by_hand
+    # the source's formula sums over the whole vocabulary, so it is at least V log V per position
+    assert run.masked.null >= (1 - 1e-5) * len(run.tokenizer) * np.log(len(run.tokenizer))
+    with pytest.raises(TypeError, match="config must be an objectives.Config"):
+        objectives.run({})
+
+
 def test_source_formula_prefers_uniform():
     logits = torch.randn(4, 6, 30)
     uniform = torch.zeros(4, 6, 30)
@@ -89,6 +102,20 @@ def test_good_turing_estimate_and_missing_mass():
     counts = np.array([2, 1, 0])
     assert goodturing.missing_mass(counts, p) == 0.25
     assert metrics.good_turing_estimate(counts) == pytest.approx(1 / 3)
+
+
+def test_expected_bias_by_hand():
+    # two items of probability 1/2 and n = 2: sum p^2 (1 - p)^(n - 1) = 2 * 1/4 * 1/2
+    assert goodturing.expected_bias(np.array([0.5, 0.5]), 2) == pytest.approx(0.25)
+    assert goodturing.expected_bias(np.array([1.0]), 5) == 0  # one certain item: nothing can be missing
+
+
+def test_run_good_turing_beats_the_naive_estimate():
+    run = goodturing.run(goodturing.Config(n_items=200, sizes=(100, 1000), trials=20), seed=0)
+    summary = run.summary.set_index("n")
+    assert (summary.naive_mean_abs_error == summary.missing_mass).all()  # |0 - M0| = M0
+    assert (summary.mean_abs_error < summary.naive_mean_abs_error / 2).all()
+    assert len(run.simulation) == 2 * 20
 
 
 def test_expected_bias_is_within_the_theorem():

@@ -35,6 +35,33 @@ def test_near_duplicate_secrets_escape_exact_dedup():
     assert len(preprocessing.near_dedup(docs, threshold=0.3, n=5)) < len(preprocessing.exact_dedup(docs))
 
 
+def test_exact_dedup_misses_near_duplicate_secrets():
+    """Every copy of a secret is followed by a different sentence, so exact deduplication removes almost none of
+    them — under 5% at the page's sizes, for any seed (the page's "exact deduplication removes only …")."""
+    config = secrets.SecretsConfig.for_scale("quick")
+    for seed in range(5):
+        world = bucket_world(config.filler_buckets, config.filler_per_bucket, seed=seed)
+        made = secrets.make_secrets(config.copies, config.per_copy, config.code_length, seed=seed)
+        docs = secrets.near_duplicate_documents(made, world, seed=seed)
+        assert 1 - len(preprocessing.exact_dedup(docs)) / len(docs) < 0.05, seed
+
+
+def test_out_of_fold_probability_flags_the_flipped_labels():
+    """With a model that has learned the true rule, the out-of-fold probability of a label is low exactly where
+    the label was flipped: what the filter relies on."""
+    truth = torch.tensor([0, 1] * 10)
+    flipped = torch.zeros(20, dtype=torch.bool)
+    flipped[[1, 4, 7, 12]] = True
+    data = {"x": (2 * truth - 1)[:, None].float(), "labels": torch.where(flipped, 1 - truth, truth)}
+
+    class Knows(torch.nn.Module):
+        def forward(self, x, **_):
+            return type("Out", (), {"logits": torch.cat([-5 * x, 5 * x], dim=1)})()
+
+    prob = preprocessing.out_of_fold_label_probability(lambda subset: Knows(), data, seed=3)
+    assert ((prob < 0.5) == flipped.numpy()).all()
+
+
 def test_out_of_fold_probability_uses_held_out_models():
     data = {"x": torch.arange(10.0)[:, None], "labels": torch.tensor([0, 1] * 5)}
 
@@ -54,6 +81,11 @@ def test_filter_label_noise_runs():
     assert set(quality) == {"precision", "recall", "close_share_all", "close_share_clean_dropped"}
     noisy, filtered = table.set_index("data").loc["noisy"], table.set_index("data").loc["filtered"]
     assert filtered.train_seconds > noisy.train_seconds  # the out-of-fold models are part of its cost
+    # the table and the filter's quality count the same examples: what was flipped, dropped and left
+    flipped = noisy.label_noise * noisy.examples
+    dropped = noisy.examples - filtered.examples
+    assert dropped == pytest.approx(flipped * quality["recall"] / quality["precision"])
+    assert filtered.label_noise * filtered.examples == pytest.approx(flipped * (1 - quality["recall"]))
 
 
 def test_run_and_its_tradeoffs(tmp_path, monkeypatch):
@@ -69,6 +101,9 @@ def test_run_and_its_tradeoffs(tmp_path, monkeypatch):
     assert len(run.mentions) == 2 * 3 * 4 and (run.mentions.normalised == run.mentions.normalised.str.lower()).all()
     recorded = preprocessing.tradeoffs(run)
     assert [t.mitigation for t in recorded] == ["near-duplicate removal", "label-noise filtering"]
+    assert recorded[0].error == (run.raw.table.extracted.mean(), run.deduped.table.extracted.mean())
+    noisy, filtered = run.label_noise.set_index("data").loc["noisy"], run.label_noise.set_index("data").loc["filtered"]
+    assert recorded[1].error == (noisy.label_noise, filtered.label_noise)
     assert all(t.page == "ch04_5_preprocessing" for t in recorded)
     assert preprocessing.Config.for_scale("full").secrets.near_duplicates
 

@@ -1,9 +1,12 @@
+import json
 import math
+import re
 
 import pytest
 
 from halluc_lib.chapters import tradeoffs
 from halluc_lib.core import ledger
+from halluc_lib.tools.build import ROOT
 
 
 def _tradeoff(page, mitigation):
@@ -53,3 +56,26 @@ def test_run_executes_the_missing_pages(tmp_path, monkeypatch):
     assert run.executed == list(ledger.PAGES) and len(run.recorded) == len(ledger.PAGES)
     with pytest.raises(ValueError, match="scale"):
         tradeoffs.Config(scale="huge")
+
+
+def test_every_recorded_mitigation_is_a_row_even_two_of_one_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("HALLUC_CACHE", str(tmp_path))
+    for page in ledger.PAGES:
+        ledger.record(_tradeoff(page, f"mitigation of {page}"))
+    ledger.record(_tradeoff("ch04_1_balancing", "a second mitigation"))
+    monkeypatch.setattr(tradeoffs, "run_pages", lambda *a, **k: pytest.fail("no record is missing"))
+    run = tradeoffs.run(tradeoffs.Config.for_scale("quick"), seed=0)
+    assert len(run.table) == len(ledger.PAGES) + 1
+    # in book order, then by name
+    assert run.table.mitigation.tolist()[:2] == ["a second mitigation", "mitigation of ch04_1_balancing"]
+
+
+def test_the_page_quotes_only_mitigations_that_chapter_4_records():
+    """Chapter 4.7 quotes nine mitigations by name; each must be one a chapter module records in the ledger."""
+    recorded = set()
+    for module in (ROOT / "halluc_lib" / "chapters").glob("*.py"):
+        recorded |= set(re.findall(r'mitigation="([^"]+)"', module.read_text()))
+    cells = json.loads((ROOT / "book" / "ch04_7_tradeoffs.ipynb").read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    quoted = set(re.findall(r'\("\w+", "([^"]+)"\)', code)) | set(re.findall(r'rows\.loc\["([^"]+)"', code))
+    assert len(quoted) == 9 and quoted <= recorded, quoted - recorded

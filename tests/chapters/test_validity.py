@@ -3,7 +3,7 @@ import pytest
 
 from halluc_lib.chapters import calibration, concepts, validity
 from halluc_lib.core import probe
-from halluc_lib.core.world import make_probes
+from halluc_lib.core.world import ATTRIBUTES, make_probes
 from halluc_lib.datasets import biographies
 
 
@@ -37,9 +37,16 @@ def test_candidate_distributions_from_a_model(tiny_world, tokenizer, tiny_gpt):
     probes = [p for p in make_probes(tiny_world) if p.attribute == "birth_city"]
     logits = probe.next_token_logits(tiny_gpt, tokenizer, probes, device="cpu")
     q, t = validity.candidate_distributions(logits, probes, tokenizer)
-    assert q.shape == (len(probes), 50) and np.allclose(q.sum(1), 1)
-    table = validity.iiv_by_group(q, t, [p.exposures for p in probes])
-    assert table.group.tolist()[0] == "all" and len(table) == 1 + len(set(tiny_world.exposures))
+    cities = ATTRIBUTES["birth_city"].values
+    by_hand = logits[:, tokenizer.convert_tokens_to_ids(list(cities))].softmax(-1).numpy()
+    assert q.shape == (len(probes), 50) and np.allclose(q, by_hand, atol=1e-6)
+    assert [cities[i] for i in t] == [p.answer for p in probes]
+    exposures = np.array([p.exposures for p in probes])
+    table = validity.iiv_by_group(q, t, exposures).set_index("group")
+    assert table.loc["all"].to_dict() == pytest.approx(validity.iiv_terms(q, t))
+    for k in sorted(set(tiny_world.exposures)):
+        assert table.loc[k].to_dict() == pytest.approx(validity.iiv_terms(q[exposures == k], t[exposures == k]))
+    assert len(table) == 1 + len(set(tiny_world.exposures))
     with pytest.raises(ValueError, match="one attribute"):
         validity.candidate_distributions(logits, make_probes(tiny_world)[: len(probes)], tokenizer)
     with pytest.raises(ValueError, match="at least two responses"):

@@ -1,34 +1,73 @@
 """The benchmark's plumbing (not its speed: speed is measured by `make bench`, never asserted in a test)."""
 
+import pandas as pd
 import pytest
 
 from halluc_lib.tools import bench
 
 
 def test_benchmark_runs_both_loops_on_the_same_work():
-    rows = bench.benchmark(steps=2, batch_size=4, repeats=1)
+    rows = bench.benchmark(steps=4, batch_size=4, repeats=1)
     assert set(rows.loop) == {"halluc_lib.core.train", "transformers.Trainer"}
-    assert (rows.tokens > 0).all() and (rows.tokens_per_s > 0).all()
-    summary = bench.summarize(rows)
-    assert summary["ratio"] == summary["ours_tokens_per_s"] / summary["trainer_tokens_per_s"]
+    # the same documents, batch size and steps: real tokens agree to within the length spread of 16 documents
+    tokens = rows.set_index("loop").tokens
+    assert abs(tokens["halluc_lib.core.train"] - tokens["transformers.Trainer"]) < 0.5 * tokens.max()
+    # from the same initial weights, four steps of the same schedule move the loss by about as much
+    losses = rows.set_index("loop").mean_loss
+    assert abs(losses["halluc_lib.core.train"] - losses["transformers.Trainer"]) / losses.max() < 0.1
+
+
+def _rows(ours_tps, trainer_tps, ours_loss, trainer_loss):
+    return pd.DataFrame(
+        [
+            {
+                "loop": "halluc_lib.core.train",
+                "tokens_per_s": ours_tps,
+                "fraction_of_peak": 0.2,
+                "mean_loss": ours_loss,
+                "setup_seconds": 0.1,
+            },
+            {
+                "loop": "transformers.Trainer",
+                "tokens_per_s": trainer_tps,
+                "fraction_of_peak": 0.1,
+                "mean_loss": trainer_loss,
+                "setup_seconds": 0.5,
+            },
+        ]
+    )
+
+
+def test_summary_ratio_and_loss_check_by_hand():
+    s = bench.summarize(_rows(30.0, 20.0, 2.0, 2.05))
+    assert s["ratio"] == pytest.approx(1.5) and s["loss_gap"] == pytest.approx(0.05 / 2.05) and s["same_loss"]
+    assert not bench.summarize(_rows(30.0, 20.0, 2.0, 2.5))["same_loss"]  # a loop that learns less is not faster
+
+
+def test_training_flops_by_hand():
+    from halluc_lib.core import models
+    from halluc_lib.core.tokenizer import world_tokenizer
+    from halluc_lib.core.world import bucket_world
+
+    tok = world_tokenizer(bucket_world((1,), 2, seed=0))
+    model = models.tiny_gpt(tok)
+    params = sum(p.numel() for p in model.parameters())
+    c = model.config
+    assert bench.training_flops(model, 10, 8.0) == 10 * (6 * params + 12 * c.n_layer * 8.0 * c.n_embd)
 
 
 def test_log_interval_divides_steps():
     assert bench._log_every(100) == 25 and bench._log_every(30) == 10 and bench._log_every(7) == 1
 
 
-def test_main_prints_the_ratio(capsys, monkeypatch):
-    import pandas as pd
-
-    fake = pd.DataFrame(
-        [
-            {"loop": "halluc_lib.core.train", "tokens": 10, "seconds": 1.0, "mean_loss": 1.0, "tokens_per_s": 10.0},
-            {"loop": "transformers.Trainer", "tokens": 10, "seconds": 2.0, "mean_loss": 1.0, "tokens_per_s": 5.0},
-        ]
-    )
+def test_main_prints_the_ratio_the_fractions_of_peak_and_the_loss_check(capsys, monkeypatch):
+    fake = _rows(10.0, 5.0, 1.0, 1.0).assign(peak_flops_per_s=1e10)
     monkeypatch.setattr(bench, "benchmark", lambda **kw: fake)
     assert bench.main(["--steps", "1"]) == 0
-    assert "ratio: 2.00x" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ratio: 2.00x" in out and "ours 20.0%, Trainer 10.0%" in out and "same work" in out
+    monkeypatch.setattr(bench, "benchmark", lambda **kw: _rows(10.0, 5.0, 1.0, 2.0).assign(peak_flops_per_s=1e10))
+    assert bench.main(["--steps", "1"]) == 1  # not the same work: the comparison does not count
 
 
 def test_benchmark_names_the_device_it_rejects():

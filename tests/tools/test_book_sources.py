@@ -48,6 +48,17 @@ def test_notebook_follows_the_page_contract(path):
     assert text.count("{solution-start}") == text.count("{solution-end}")
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_markdown_holds_no_control_characters(path):
+    """A control character in prose is a typing accident, e.g. a TAB where ``\\times`` was meant ("\\t" read as an
+    escape when the notebook's JSON was written by hand); only newlines belong there."""
+    for index, cell in enumerate(_cells(path)):
+        if cell["cell_type"] == "markdown":
+            text = _source(cell)
+            found = re.search(r"[\x00-\x09\x0b-\x1f\x7f]", text)
+            assert not found, f"cell {index}: {text[max(found.start() - 30, 0) : found.end()]!r}"
+
+
 def test_every_cited_key_is_in_the_bibliography():
     bib = (ROOT / "book" / "references.bib").read_text()
     keys = set(re.findall(r"@\w+\{([^,]+),", bib))
@@ -83,6 +94,21 @@ def test_config_sets_one_repository_url_and_offline_math():
     assert config["repository"]["url"].startswith("https://")
     assert "sphinx-mathjax-offline" in config["sphinx"]["extra_extensions"]
     assert config["execute"]["execute_notebooks"] == "off"
+
+
+TYPED_RESULT = re.compile(
+    r"\babout \d+ ?(s|seconds|minutes)\b|\b\d+ s (on|alone|after)\b|\bseeds? \d+ ?(,|–|-|to|and) ?\d"
+    r"|\bin (one|two|three) (seed|seeds) of\b"
+)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_markdown_types_no_run_time_and_no_per_seed_result(path):
+    """Run times and results of other seeds come from the page's sweep file (glue), never typed."""
+    for index, cell in enumerate(_cells(path)):
+        if cell["cell_type"] == "markdown":
+            found = TYPED_RESULT.search(_source(cell))
+            assert not found, f"cell {index}: {_source(cell)[max(found.start() - 40, 0) : found.end() + 20]!r}"
 
 
 def test_readme_lists_every_chapter_notebook():

@@ -1,0 +1,97 @@
+import json
+
+import nbformat
+import pytest
+
+from halluc_lib.core import sweeps
+from halluc_lib.tools import build, sweep
+
+
+def _record(seed, value, device="cpu", scale="quick"):
+    return {
+        "page": "ch_x",
+        "seed": seed,
+        "scale": scale,
+        "device": device,
+        "wall_seconds": 1.0,
+        "claims": [
+            {
+                "name": "a",
+                "value": value,
+                "comparison": ">",
+                "threshold": 0.5,
+                "passed": value > 0.5,
+                "baseline": 0.0,
+                "kind": "finding",
+            }
+        ],
+    }
+
+
+def test_merge_replaces_only_the_same_seed_scale_and_device_kind(tmp_path):
+    for record in (_record(0, 0.9), _record(1, 0.8), _record(0, 0.7, device="cuda:0")):
+        sweep.merge_run("ch_x", record, tmp_path)
+    sweep.merge_run("ch_x", _record(0, 0.6, device="cpu"), tmp_path)
+    runs = json.loads((tmp_path / "ch_x.json").read_text())["runs"]
+    assert [(r["device"], r["seed"], r["claims"][0]["value"]) for r in runs] == [
+        ("cpu", 0, 0.6),
+        ("cpu", 1, 0.8),
+        ("cuda:0", 0, 0.7),
+    ]
+
+
+def test_pages_and_jobs_are_validated():
+    with pytest.raises(ValueError, match=r"pages: unknown \['ch99_nothing'\]; accepted values"):
+        sweep.select_pages(["ch99_nothing"])
+    assert [p.stem for p in sweep.select_pages(["ch03_4_good_turing", "ch01_concepts"])] == [
+        "ch01_concepts",
+        "ch03_4_good_turing",
+    ]  # reading order, whatever the order asked
+    assert sweep.core_groups(2, [0, 1, 2, 3, 4]) == [[0, 1], [2, 3]]
+    with pytest.raises(ValueError, match="jobs must be at most"):
+        sweep.core_groups(3, [0, 1])
+
+
+def _notebook(path, body):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    params = nbformat.v4.new_code_cell('seed = 0\nscale = "quick"\ndevice = "auto"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_run_page_records_the_claims_the_hashes_and_a_failure(tmp_path):
+    body = (
+        "from halluc_lib.core.claims import Claims\n"
+        "from halluc_lib.core import runtime\n"
+        "claims = Claims('ch_tiny', runtime.setup(seed=seed, scale=scale, device='cpu', threads=1))\n"
+        "claims.measure('twice_seed', 2 * seed)\n"
+        "claims.check('seed is small', seed, '<', 2, baseline=5)\n"
+        "claims.finish()\n"
+    )
+    nb = _notebook(tmp_path / "ch_tiny.ipynb", body)
+    good = sweep.run_page(nb, seed=1, scale="quick", device="cpu", out=tmp_path / "out")
+    assert good["error"] is None and good["seed"] == 1 and good["measurements"] == {"twice_seed": 2.0}
+    assert good["notebook_sha256"] == sweeps.code_cells_sha256(nb) and good["wall_seconds"] > 0
+    bad = sweep.run_page(nb, seed=3, scale="quick", device="cpu", out=tmp_path / "out")
+    assert "claim failed: seed is small" in bad["error"]
+    assert [c["passed"] for c in bad["claims"]] == [False]  # written before the page raised
+
+
+def test_robustness_page_shows_every_seed_the_spread_and_staleness(tmp_path):
+    root = tmp_path / "book_root"
+    (root / "book").mkdir(parents=True)
+    (root / "_toc.yml").write_text("root: book/ch_x\n")
+    nb = _notebook(root / "book" / "ch_x.ipynb", "x = 1")
+    sweep_dir = tmp_path / "sweeps"
+    current = sweeps.source_hashes(nb)
+    for seed, value in enumerate((0.9, 0.7, 0.8)):
+        sweep.merge_run("ch_x", {**_record(seed, value), **current}, sweep_dir)
+    text = build.robustness_markdown(root, sweep_dir)
+    assert "| a | > 0.5 | 0.9 | 0.7 | 0.8 | 0.7 | 0.8 | 0.9 | 3/3 | 0 |" in text
+    assert "; current" in text
+    _notebook(nb, "x = 2")  # the code changed: the records are stale
+    assert "3 of 3 runs are stale" in build.robustness_markdown(root, sweep_dir)
