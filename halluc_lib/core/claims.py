@@ -32,6 +32,7 @@ from importlib import metadata
 import pandas as pd
 import torch
 
+from . import sweeps
 from .files import atomic_write_text
 from .report import glue
 from .runtime import Device
@@ -198,6 +199,9 @@ class Claims:
             **machine(),
             "claims": [asdict(c) for c in self.claims],
             "measurements": dict(self.measurements),
+            # the library code this run used, so a sweep can tell when the record has gone stale
+            "library_modules": (modules := sweeps.loaded_library_modules()),
+            "library_sha256": sweeps.library_sha256(modules),
         }
 
     def _write(self) -> None:

@@ -7,7 +7,8 @@ file with :func:`glue_spread` — the minimum, median and maximum of each value 
 
 A sweep file is ``{"page": ..., "runs": [record, ...]}``; a record is the page's claims record (seed, scale,
 device, versions, claims with baselines, measurements) plus the git commit, the wall time and the hashes of the
-code it ran (:func:`source_hashes`), so a record made by older code is shown as stale.
+code it ran (:func:`source_hashes`: the page's code cells and the library modules the run imported), so a
+record made by older code is shown as stale.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
+import sys
 import warnings
 from pathlib import Path
 
@@ -111,20 +113,34 @@ def code_cells_sha256(notebook: Path) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-def library_sha256(library: Path = LIBRARY_DIR) -> str:
-    """Hash of the library source a page runs (the ``core``, ``datasets`` and ``chapters`` layers)."""
+def loaded_library_modules() -> list[str]:
+    """The library modules this process has imported (``core``, ``datasets`` and ``chapters`` layers): the
+    library code a page's run actually used."""
+    layers = tuple(f"halluc_lib.{layer}." for layer in LIBRARY_LAYERS)
+    return sorted(name for name in sys.modules if name.startswith(layers))
+
+
+def library_sha256(modules: list[str], library: Path = LIBRARY_DIR) -> str:
+    """Hash of the source files of ``modules`` (dotted names under ``halluc_lib``; a package hashes its
+    ``__init__.py``); a module whose file is gone hashes as missing, so its record turns stale."""
     digest = hashlib.sha256()
-    for layer in LIBRARY_LAYERS:
-        for path in sorted((Path(library) / layer).rglob("*.py")):
-            digest.update(str(path.relative_to(library)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in sorted(modules):
+        relative = Path(*name.split(".")[1:])
+        path = library / relative.with_suffix(".py")
+        if not path.exists():
+            path = library / relative / "__init__.py"
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"<missing>") + b"\0")
     return digest.hexdigest()
 
 
-def source_hashes(notebook: Path, library: Path = LIBRARY_DIR) -> dict[str, str]:
-    """The hashes a sweep record stores, to tell later whether the code it ran has changed."""
-    return {"notebook_sha256": code_cells_sha256(notebook), "library_sha256": library_sha256(library)}
+def source_hashes(notebook: Path, modules: list[str], library: Path = LIBRARY_DIR) -> dict[str, str]:
+    """The hashes a sweep record stores — of the page's code cells and of the library modules it ran — to tell
+    later whether the code it ran has changed."""
+    return {"notebook_sha256": code_cells_sha256(notebook), "library_sha256": library_sha256(modules, library)}
 
 
-def is_stale(record: dict, current: dict[str, str]) -> bool:
-    """Whether a record was made by code other than ``current`` (:func:`source_hashes`)."""
+def is_stale(record: dict, notebook: Path, library: Path = LIBRARY_DIR) -> bool:
+    """Whether a record was made by code other than today's: the page's code cells or one of the library
+    modules the run imported (``record["library_modules"]``) has changed since."""
+    current = source_hashes(notebook, record.get("library_modules", []), library)
     return any(record.get(key) != value for key, value in current.items())

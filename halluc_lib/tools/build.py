@@ -177,13 +177,12 @@ def robustness_markdown(root: Path = ROOT, sweep_dir: Path = SWEEP_DIR) -> str:
         if not data["runs"]:
             lines += [f"## {page}", "", "Not swept yet.", ""]
             continue
-        current = sweeps.source_hashes(nb)
         groups = sorted({(r["scale"], sweeps.device_kind(r.get("device"))) for r in data["runs"]})
         lines += [f"## {page}", ""]
         for scale, kind in groups:
             page_runs = sweeps.runs(page, scale, kind, sweep_dir)
             seeds = [r["seed"] for r in page_runs]
-            stale = sum(sweeps.is_stale(r, current) for r in page_runs)
+            stale = sum(sweeps.is_stale(r, nb) for r in page_runs)
             wall = sweeps.spread([r["wall_seconds"] for r in page_runs])
             errors = [f"seed {r['seed']}: {r['error']}" for r in page_runs if r.get("error")]
             lines += [

@@ -67,24 +67,32 @@ def test_records_are_stale_when_the_code_they_ran_changes(tmp_path):
     lib = tmp_path / "lib"
     (lib / "core").mkdir(parents=True)
     (lib / "core" / "a.py").write_text("x = 1\n")
-    (lib / "tools").mkdir()
-    (lib / "tools" / "b.py").write_text("y = 1\n")
+    (lib / "core" / "unused.py").write_text("y = 1\n")
     nb = tmp_path / "page.ipynb"
     cells = [{"cell_type": "markdown", "source": ["prose"]}, {"cell_type": "code", "source": ["x = 1"]}]
     nb.write_text(json.dumps({"cells": cells}))
-    before = sweeps.source_hashes(nb, lib)
-    record = dict(before)
-    # prose and the tools layer do not change what a page computes
+    modules = ["halluc_lib.core.a"]
+    record = {"library_modules": modules, **sweeps.source_hashes(nb, modules, lib)}
+    assert not sweeps.is_stale(record, nb, lib)
+    # prose, and library modules the run did not import, do not change what the page computed
     cells[0]["source"] = ["other prose"]
     nb.write_text(json.dumps({"cells": cells}))
-    (lib / "tools" / "b.py").write_text("y = 2\n")
-    assert not sweeps.is_stale(record, sweeps.source_hashes(nb, lib))
+    (lib / "core" / "unused.py").write_text("y = 2\n")
+    assert not sweeps.is_stale(record, nb, lib)
     (lib / "core" / "a.py").write_text("x = 2\n")
-    assert sweeps.is_stale(record, sweeps.source_hashes(nb, lib))
+    assert sweeps.is_stale(record, nb, lib)
     (lib / "core" / "a.py").write_text("x = 1\n")
     cells[1]["source"] = ["x = 2"]
     nb.write_text(json.dumps({"cells": cells}))
-    assert sweeps.is_stale(record, sweeps.source_hashes(nb, lib))
+    assert sweeps.is_stale(record, nb, lib)
+
+
+def test_the_loaded_library_modules_are_the_ones_a_run_imported():
+    import halluc_lib.chapters.good_turing  # noqa: F401
+
+    loaded = sweeps.loaded_library_modules()
+    assert "halluc_lib.chapters.good_turing" in loaded and "halluc_lib.core.sweeps" in loaded
+    assert not any(name.startswith("halluc_lib.tools") for name in loaded)
 
 
 def test_device_kind():

@@ -76,6 +76,8 @@ def test_run_page_records_the_claims_the_hashes_and_a_failure(tmp_path):
     good = sweep.run_page(nb, seed=1, scale="quick", device="cpu", out=tmp_path / "out")
     assert good["error"] is None and good["seed"] == 1 and good["measurements"] == {"twice_seed": 2.0}
     assert good["notebook_sha256"] == sweeps.code_cells_sha256(nb) and good["wall_seconds"] > 0
+    assert "halluc_lib.core.claims" in good["library_modules"]
+    assert good["library_sha256"] == sweeps.library_sha256(good["library_modules"])
     bad = sweep.run_page(nb, seed=3, scale="quick", device="cpu", out=tmp_path / "out")
     assert "claim failed: seed is small" in bad["error"]
     assert [c["passed"] for c in bad["claims"]] == [False]  # written before the page raised
@@ -87,7 +89,7 @@ def test_robustness_page_shows_every_seed_the_spread_and_staleness(tmp_path):
     (root / "_toc.yml").write_text("root: book/ch_x\n")
     nb = _notebook(root / "book" / "ch_x.ipynb", "x = 1")
     sweep_dir = tmp_path / "sweeps"
-    current = sweeps.source_hashes(nb)
+    current = {"library_modules": [], **sweeps.source_hashes(nb, [])}
     for seed, value in enumerate((0.9, 0.7, 0.8)):
         sweep.merge_run("ch_x", {**_record(seed, value), **current}, sweep_dir)
     text = build.robustness_markdown(root, sweep_dir)
