@@ -58,12 +58,9 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _same_run(a: dict, b: dict) -> bool:
-    return (a.get("seed"), a.get("scale"), sweeps.device_kind(a.get("device"))) == (
-        b.get("seed"),
-        b.get("scale"),
-        sweeps.device_kind(b.get("device")),
-    )
+def _run_key(record: dict) -> tuple:
+    """What identifies a run in a sweep file (and orders the file): scale, device kind, seed."""
+    return record.get("scale", ""), sweeps.device_kind(record.get("device")), record.get("seed", 0)
 
 
 def merge_run(page: str, record: dict, sweep_dir: Path = sweeps.SWEEP_DIR) -> Path:
@@ -71,9 +68,9 @@ def merge_run(page: str, record: dict, sweep_dir: Path = sweeps.SWEEP_DIR) -> Pa
     path = sweeps.sweep_path(page, sweep_dir)
     with _locked(path):
         data = sweeps.load_sweep(page, sweep_dir)
-        kept = [r for r in data["runs"] if not _same_run(r, record)]
+        kept = [r for r in data["runs"] if _run_key(r) != _run_key(record)]
         kept.append(record)
-        kept.sort(key=lambda r: (r.get("scale", ""), sweeps.device_kind(r.get("device")), r.get("seed", 0)))
+        kept.sort(key=_run_key)
         atomic_write_text(path, json.dumps({"page": page, "runs": kept}, indent=1) + "\n")
     return path
 

@@ -50,26 +50,21 @@ def _worker(rank, world, init_file, out):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         # stopped halfway by a step budget, then resumed from rank 0's checkpoint by a fresh model on every rank
-        first = train(
-            tiny_gpt(),
-            FixedLengthBatches(),
-            CONFIG,
-            device="cpu",
-            progress=False,
-            eval_fn=_evaluated_by,
-            checkpoint_dir=out / "ckpt",
-            budget_steps=3,
-        )
+        def train_from_checkpoint(model, **budget):
+            return train(
+                model,
+                FixedLengthBatches(),
+                CONFIG,
+                device="cpu",
+                progress=False,
+                eval_fn=_evaluated_by,
+                checkpoint_dir=out / "ckpt",
+                **budget,
+            )
+
+        first = train_from_checkpoint(tiny_gpt(), budget_steps=3)
         model = tiny_gpt()
-        result = train(
-            model,
-            FixedLengthBatches(),
-            CONFIG,
-            device="cpu",
-            progress=False,
-            eval_fn=_evaluated_by,
-            checkpoint_dir=out / "ckpt",
-        )
+        result = train_from_checkpoint(model)
         facts = {
             "first_finished": first.finished,
             "steps": result.steps,
