@@ -1,7 +1,8 @@
 # The Hallucination Book — two commands:
 #   make book   set up .venv, execute every page with papermill, build the HTML into _build/html
 #   make test   set up, then lint, unit tests (with coverage), every page executed once, the HTML build with
-#               warnings as errors, and the checks on the built site (offline assets, headless browser)
+#               warnings as errors, the student edition (make student: no solutions), and the checks on the built
+#               sites (offline assets, headless browser, no solution in the student edition)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -20,12 +21,12 @@ export PYTHONHASHSEED := 0
 # Trained-model cache used by the pages; a fresh folder per `make test` so CI always trains.
 export HALLUC_CACHE := $(abspath _build/cache)
 
-.PHONY: book test setup browser lint unit execute html site bench seeds lock clean
+.PHONY: book test setup browser lint unit execute html student site bench seeds lock clean
 
 book: setup execute html
 	@echo "The book is in _build/html/index.html"
 
-test: setup browser lint unit execute html site
+test: setup browser lint unit execute html student site
 
 # Exact versions from a passing environment (`make lock` regenerates it); pyproject.toml keeps ranges.
 CONSTRAINTS := constraints.txt
@@ -49,6 +50,7 @@ lint: setup
 	$(BIN)/ruff check halluc_lib tests
 	$(BIN)/ruff check --select I book
 	$(BIN)/ruff format --check halluc_lib tests
+	$(BIN)/actionlint .github/workflows/*.yml
 
 unit: setup
 	$(BIN)/pytest -m "not site" --cov=halluc_lib --cov-report=term-missing:skip-covered --cov-fail-under=90
@@ -60,6 +62,12 @@ execute: setup
 html: setup
 	rm -rf _build/html _build/site _build/.doctrees
 	$(PY) -m halluc_lib.tools.build html
+
+# The student edition: the pages' notebooks without solutions (_build/student/notebooks and notebooks.zip) and the
+# HTML without solutions (_build/student/html), built from the executed pages of `make execute`.
+student: setup
+	$(PY) -m halluc_lib.tools.student notebooks
+	$(PY) -m halluc_lib.tools.student html
 
 site: setup
 	$(BIN)/pytest -m site -p no:cacheprovider
