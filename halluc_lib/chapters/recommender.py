@@ -15,6 +15,10 @@ This module simulates such a log with known ground truth, so the bias can be mea
 
 Matrix factorisation is trained on the log with the pointwise loss, plainly or with inverse-propensity
 weights (Saito et al. 2020's unbiased estimator, propensities estimated from item popularity as they did).
+
+:func:`transfer_run` reuses item vectors pretrained on one half of the users' log for the other half (new
+users), as pretrained representations are reused (the source's §3.4), and measures the popularity bias that
+travels with them.
 """
 
 from __future__ import annotations
@@ -254,10 +258,14 @@ def train_mf(
     seed: int = 0,
     device: Device = "auto",
     propensity: np.ndarray | None = None,
+    items_from: MatrixFactorization | None = None,
 ) -> tuple[MatrixFactorization, float]:
     """Fit matrix factorisation to the log with the book's training loop; returns the model and its training
     seconds. ``weighting="ipw"`` weights each pair by 1/θ of its item, with θ estimated from the log
-    (:func:`popularity_propensity`) unless ``propensity`` gives it."""
+    (:func:`popularity_propensity`) unless ``propensity`` gives it.
+
+    ``items_from``: a model pretrained on other users' log whose item vectors and biases are copied and frozen,
+    so that only the new users' vectors are fitted — how pretrained item embeddings are reused for new users."""
 
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}; got {weighting!r}")
@@ -268,6 +276,14 @@ def train_mf(
     batches = TensorBatches(training_pairs(log, n_users, n_items, propensity), batch_size=batch_size, seed=seed)
     torch.manual_seed(seed)
     model = MatrixFactorization(n_users, n_items, dim)
+    if items_from is not None:
+        for mine, theirs in ((model.items, items_from.items), (model.item_bias, items_from.item_bias)):
+            if mine.weight.shape != theirs.weight.shape:
+                raise ValueError(
+                    f"items_from must have {n_items} items of dimension {dim}; got {tuple(theirs.weight.shape)}"
+                )
+            mine.weight.data.copy_(theirs.weight.data)
+            mine.weight.requires_grad_(False)  # the loop's optimizer takes only what requires a gradient
     config = TrainConfig(
         steps=Budget(epochs=check_positive_int("epochs", epochs)).steps_for(batches.batches_per_epoch()),
         lr=lr,
@@ -386,3 +402,58 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
             }
         )
     return Run(config, data, pd.DataFrame(rows).set_index("model"), scores)
+
+
+# --- pretrained item embeddings for new users (source §3.4) --------------------------------------------------
+
+
+@dataclass
+class TransferRun:
+    """New users served with item vectors pretrained on other users' log: per way of getting the item vectors,
+    the new users' unbiased-test accuracy and the popularity of their top-k lists."""
+
+    config: Config
+    table: pd.DataFrame  # one row per way of getting the item vectors, and the truth
+
+
+def split_users(data: RecsysData, share_old: float = 0.5) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The first ``share_old`` of the users are the pretraining group: ``(their log, the new users' log, the
+    new users' unbiased test)``, the new users renumbered from 0 in both."""
+    check_probability("share_old", share_old, open_low=True, open_high=True)
+    cut = round(share_old * data.config.n_users)
+    old = data.log[data.log.user < cut]
+    new_log = data.log[data.log.user >= cut].assign(user=lambda f: f.user - cut)
+    new_test = data.test[data.test.user >= cut].assign(user=lambda f: f.user - cut)
+    return old.reset_index(drop=True), new_log.reset_index(drop=True), new_test.reset_index(drop=True)
+
+
+def transfer_run(config: Config, *, seed: int = 0, device: Device = "auto") -> TransferRun:
+    """Pretrain matrix factorisation on half the users' log, plainly and with IPW; give the other half (new
+    users) the pretrained item vectors, frozen, and fit only their own vectors on their log — plainly, and for
+    the IPW-pretrained items also with IPW (debiased end to end). The new users' recommendations are compared
+    with the truth and with a model trained from scratch on their log."""
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a recommender.Config; got {type(config).__name__}")
+    data = simulate_logs(config, seed)
+    old_log, new_log, new_test = split_users(data, share_old=0.5)
+    n_old = round(0.5 * config.n_users)  # as split_users cuts
+    n_new = config.n_users - n_old
+    options = dict(dim=config.mf_dim, epochs=config.epochs, batch_size=config.batch_size, seed=seed, device=device)
+    scores = {"truth": data.relevance[n_old:]}
+    for weighting in WEIGHTINGS:
+        pretrained, _ = train_mf(old_log, n_old, config.n_items, weighting, **options)
+        users, _ = train_mf(new_log, n_new, config.n_items, "plain", items_from=pretrained, **options)
+        scores[f"items pretrained {weighting}"] = users.scores()
+    # IPW end to end: the new users' own vectors fitted with IPW on their log too
+    users, _ = train_mf(new_log, n_new, config.n_items, "ipw", items_from=pretrained, **options)
+    scores["items pretrained ipw, users fitted ipw"] = users.scores()
+    scratch, _ = train_mf(new_log, n_new, config.n_items, "plain", **options)
+    scores["trained on the new users' log"] = scratch.scores()
+    popularity = data.clicks_per_item.astype(float)
+    rows = []
+    for name, s in scores.items():
+        recommended = top_k(s, config.k, exclude=new_log)
+        rows.append(
+            {"items": name, **ndcg_recall_at_k(s, new_test, k=5), **popularity_metrics(recommended, popularity)}
+        )
+    return TransferRun(config, pd.DataFrame(rows).set_index("items"))

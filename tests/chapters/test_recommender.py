@@ -143,3 +143,47 @@ def test_run_recommender_end_to_end():
         )
     assert run.table.loc["truth", "ARP"] < run.table.loc["most popular", "ARP"]  # most-popular maximises ARP
     assert run.table["train_seconds"].isna().tolist() == [True, True, False, False]
+
+
+def test_items_from_copies_and_freezes_the_pretrained_items(data):
+    pretrained, _ = rec.train_mf(data.log, 40, 30, "plain", dim=4, epochs=1, batch_size=256, device="cpu")
+    users, _ = rec.train_mf(
+        data.log, 40, 30, "plain", dim=4, epochs=2, batch_size=256, device="cpu", items_from=pretrained, seed=1
+    )
+    # the item vectors and biases are the pretrained ones, untouched by training; the user vectors were trained
+    assert torch.equal(users.items.weight, pretrained.items.weight)
+    assert torch.equal(users.item_bias.weight, pretrained.item_bias.weight)
+    torch.manual_seed(1)
+    fresh = rec.MatrixFactorization(40, 30, 4)
+    assert not torch.equal(users.users.weight, fresh.users.weight)
+    with pytest.raises(ValueError, match="items_from must have 30 items of dimension 8"):
+        rec.train_mf(data.log, 40, 30, "plain", dim=8, epochs=1, batch_size=256, device="cpu", items_from=pretrained)
+
+
+def test_split_users_renumbers_the_new_users(data):
+    old, new_log, new_test = rec.split_users(data, share_old=0.5)
+    assert old.user.max() < 20 and new_log.user.min() >= 0 and new_test.user.max() < 20
+    assert len(old) + len(new_log) == len(data.log)
+    assert (new_test.item.to_numpy() == data.test[data.test.user >= 20].item.to_numpy()).all()
+    with pytest.raises(ValueError, match="share_old"):
+        rec.split_users(data, share_old=1.0)
+
+
+def test_transfer_run_compares_the_ways_of_getting_item_vectors():
+    small = dataclasses.replace(SMALL, k=3, epochs=1, mf_dim=4, batch_size=256)
+    table = rec.transfer_run(small, seed=0, device="cpu").table
+    assert list(table.index) == [
+        "truth",
+        "items pretrained plain",
+        "items pretrained ipw",
+        "items pretrained ipw, users fitted ipw",
+        "trained on the new users' log",
+    ]
+    data = rec.simulate_logs(small, seed=0)
+    _, new_log, new_test = rec.split_users(data)
+    truth = data.relevance[20:]  # the truth row is the new users' own relevance, ranked like every row
+    assert table.loc["truth", "NDCG@5"] == rec.ndcg_recall_at_k(truth, new_test)["NDCG@5"]
+    recommended = rec.top_k(truth, 3, exclude=new_log)
+    assert table.loc["truth", "ARP"] == rec.popularity_metrics(recommended, data.clicks_per_item.astype(float))["ARP"]
+    with pytest.raises(TypeError, match="recommender.Config"):
+        rec.transfer_run("quick")
