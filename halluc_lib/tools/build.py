@@ -24,6 +24,7 @@ from ..core import sweeps
 from ..core.claims import RECORD_ENV
 from ..core.files import atomic_write_text
 from ..core.sweeps import SWEEP_DIR
+from . import syllabus
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "_build"
@@ -51,6 +52,12 @@ def toc_files(root: Path = ROOT) -> list[str]:
 def notebooks(root: Path = ROOT) -> list[Path]:
     """The notebooks of the book, in reading order."""
     return [root / f"{f}.ipynb" for f in toc_files(root) if (root / f"{f}.ipynb").exists()]
+
+
+def experiment_notebooks(root: Path = ROOT) -> list[Path]:
+    """The notebooks that run an experiment and check its claims, in reading order: the pages the seed sweep
+    runs and the robustness page shows (the summary and the FAQ only quote these pages' sweeps)."""
+    return [nb for nb in notebooks(root) if "Claims(" in nb.read_text()]
 
 
 def execute(out: Path = BUILD / "executed", root: Path = ROOT, parameters: dict | None = None) -> list[dict]:
@@ -171,7 +178,7 @@ def robustness_markdown(root: Path = ROOT, sweep_dir: Path = SWEEP_DIR) -> str:
     """The robustness page's tables: for every page and claim, its value at each seed, the spread, how many
     seeds pass, the null model's value (median over seeds) and whether the records are stale."""
     lines = []
-    for nb in notebooks(root):
+    for nb in experiment_notebooks(root):
         page = nb.stem
         data = sweeps.load_sweep(page, sweep_dir)
         if not data["runs"]:
@@ -214,7 +221,8 @@ def robustness_markdown(root: Path = ROOT, sweep_dir: Path = SWEEP_DIR) -> str:
 
 
 def stage(site: Path = BUILD / "site", executed: Path = BUILD / "executed", root: Path = ROOT) -> Path:
-    """Copy the book's sources to ``site``, replace notebooks by their executed copies, write the status page."""
+    """Copy the book's sources to ``site``, replace notebooks by their executed copies, write the status page, the
+    robustness tables and the syllabus's table of class run times (:mod:`halluc_lib.tools.syllabus`)."""
     shutil.rmtree(site, ignore_errors=True)
     site.mkdir(parents=True)
     for name in ("_config.yml", "_toc.yml"):
@@ -233,6 +241,9 @@ def stage(site: Path = BUILD / "site", executed: Path = BUILD / "executed", root
     robustness = site / "book" / "robustness.md"
     text = robustness.read_text()
     atomic_write_text(robustness, text.replace(ROBUSTNESS_MARKER, robustness_markdown(root)))
+    page = site / "book" / "syllabus.md"
+    if page.exists():  # the teaching pages' class table, from the sweep (a minimal book staged in a test has none)
+        syllabus.fill_page(page, SWEEP_DIR, root)
     return site
 
 

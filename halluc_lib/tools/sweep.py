@@ -29,7 +29,7 @@ from ..core import sweeps
 from ..core.claims import RECORD_ENV
 from ..core.files import atomic_write_text
 from ..core.runtime import check_positive_int, check_scale
-from .build import BUILD, ROOT, notebooks
+from .build import BUILD, ROOT, experiment_notebooks
 
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 
@@ -125,8 +125,9 @@ def sweep_seed(seed: int, pages: list[Path], *, scale: str, device: str, cores: 
 
 
 def select_pages(names: list[str] | None, root: Path = ROOT) -> list[Path]:
-    """The notebooks to sweep, in reading order; ``names`` are page slugs such as ``ch02_6_conflicts``."""
-    every = notebooks(root)
+    """The notebooks to sweep (those that check claims), in reading order; ``names`` are page slugs such as
+    ``ch02_6_conflicts``."""
+    every = experiment_notebooks(root)
     if not names:
         return every
     known = {nb.stem: nb for nb in every}

@@ -87,7 +87,7 @@ def test_robustness_page_shows_every_seed_the_spread_and_staleness(tmp_path):
     root = tmp_path / "book_root"
     (root / "book").mkdir(parents=True)
     (root / "_toc.yml").write_text("root: book/ch_x\n")
-    nb = _notebook(root / "book" / "ch_x.ipynb", "x = 1")
+    nb = _notebook(root / "book" / "ch_x.ipynb", 'claims = Claims("ch_x", settings)')  # a page that checks claims
     sweep_dir = tmp_path / "sweeps"
     current = {"library_modules": [], **sweeps.source_hashes(nb, [])}
     for seed, value in enumerate((0.9, 0.7, 0.8)):
@@ -95,5 +95,17 @@ def test_robustness_page_shows_every_seed_the_spread_and_staleness(tmp_path):
     text = build.robustness_markdown(root, sweep_dir)
     assert "| a | > 0.5 | 0.9 | 0.7 | 0.8 | 0.7 | 0.8 | 0.9 | 3/3 | 0 |" in text
     assert "; current" in text
-    _notebook(nb, "x = 2")  # the code changed: the records are stale
+    _notebook(nb, 'claims = Claims("ch_x", settings)\nx = 2')  # the code changed: the records are stale
     assert "3 of 3 runs are stale" in build.robustness_markdown(root, sweep_dir)
+
+
+def test_pages_that_check_no_claims_are_neither_swept_nor_on_the_robustness_page(tmp_path):
+    """The summary and the FAQ quote other pages' sweeps and run no experiment: nothing to sweep, nothing to show."""
+    root = tmp_path / "book_root"
+    (root / "book").mkdir(parents=True)
+    (root / "_toc.yml").write_text("root: book/ch_x\nchapters:\n  - file: book/ch_y\n")
+    _notebook(root / "book" / "ch_x.ipynb", 'claims = Claims("ch_x", settings)')
+    _notebook(root / "book" / "ch_y.ipynb", 'findings.glue_finding("a", "ch_x", claim="a")')
+    assert [p.stem for p in sweep.select_pages(None, root)] == ["ch_x"]
+    text = build.robustness_markdown(root, tmp_path / "sweeps")
+    assert "## ch_x" in text and "ch_y" not in text
