@@ -301,11 +301,14 @@ def train_classifier(
 
 @dataclass(frozen=True)
 class Config:
-    """The training radius, the attack radii, and how long the start and each fine-tuning run train."""
+    """The training radius, the attack radii, and how long the start and each fine-tuning run train: ``steps``
+    in the robustness experiment, ``shortcut_steps`` in the marker-word one."""
 
     epsilon: float = 0.4  # each word vector may move by 40% of its length
     attack_epsilons: tuple[float, ...] = (0.0, 0.2, 0.4, 0.5)
-    steps: int = 200  # 300 took a third longer and showed the same effects at every sweep seed
+    steps: int = 200  # at 300 the robustness claims held with the same margins, a third slower (sweep, seeds 0-4)
+    # at 200 the marker shortcut was learned in four seeds of five (seed 1: 49% accuracy where the marker lies)
+    shortcut_steps: int = 300
     n_train: int = 4000
 
     def __post_init__(self):
@@ -316,12 +319,13 @@ class Config:
             if eps != 0:
                 check_epsilon(eps)
         check_positive_int("steps", self.steps)
+        check_positive_int("shortcut_steps", self.shortcut_steps)
         check_positive_int("n_train", self.n_train)
 
     @classmethod
     def for_scale(cls, scale: str = "quick") -> Config:
-        """Quick: 200 steps for the start and for each fine-tuning; full: 1,200."""
-        return cls() if check_scale(scale) == "quick" else cls(steps=1200)
+        """Quick: 200 steps for the start and each fine-tuning (300 in the marker-word experiment); full: 1,200."""
+        return cls() if check_scale(scale) == "quick" else cls(steps=1200, shortcut_steps=1200)
 
 
 @dataclass
@@ -353,7 +357,7 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
         seed=seed,
         device=device,
     )
-    shortcut = shortcut_under_pgd(epsilon=config.epsilon, steps=config.steps, seed=seed, device=device)
+    shortcut = shortcut_under_pgd(epsilon=config.epsilon, steps=config.shortcut_steps, seed=seed, device=device)
     lies = marker_reviews(robustness.tokenizer, 0.05, seed)
     without_shortcut = attacked_accuracy(robustness.models["PGD"], lies, epsilon=0)
     return Run(config, robustness, shortcut, without_shortcut)

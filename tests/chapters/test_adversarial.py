@@ -86,7 +86,7 @@ def test_marker_reviews_agree_or_lie_as_asked(review_tok):
 
 
 def test_experiments_run_end_to_end():
-    config = adversarial.Config(epsilon=0.2, attack_epsilons=(0.0, 0.2), steps=2, n_train=64)
+    config = adversarial.Config(epsilon=0.2, attack_epsilons=(0.0, 0.2), steps=2, shortcut_steps=2, n_train=64)
     result = adversarial.run(config, seed=0, device="cpu")
     run = result.robustness
     acc = run.accuracy.pivot(index="epsilon", columns="method", values="accuracy")
