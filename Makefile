@@ -21,7 +21,7 @@ export PYTHONHASHSEED := 0
 # Trained-model cache used by the pages; a fresh folder per `make test` so CI always trains.
 export HALLUC_CACHE := $(abspath _build/cache)
 
-.PHONY: book test setup browser lint unit execute html student site bench seeds lock clean
+.PHONY: book test setup browser lint unit execute html student site pdf bench seeds lock clean
 
 book: setup execute html
 	@echo "The book is in _build/html/index.html"
@@ -53,7 +53,7 @@ lint: setup
 	$(BIN)/actionlint .github/workflows/*.yml
 
 unit: setup
-	$(BIN)/pytest -m "not site" --cov=halluc_lib --cov-report=term-missing:skip-covered --cov-fail-under=90
+	$(BIN)/pytest -m "not site and not pdf" --cov=halluc_lib --cov-report=term-missing:skip-covered --cov-fail-under=90
 
 execute: setup
 	rm -rf _build/cache _build/executed
@@ -71,6 +71,21 @@ student: setup
 
 site: setup
 	$(BIN)/pytest -m site -p no:cacheprovider
+
+# The whole book as one PDF, _build/pdf/book.pdf, through XeLaTeX from the executed pages of `make execute`, then the
+# checks on it (tests marked pdf). TeX Live, its fonts (GNU FreeFont; Noto CJK for the source's Chinese title) and
+# pdftotext come from Debian's packages, installed with apt-get when missing (as for `make browser`). Not part of
+# `make test`: CI runs it on main (`make pdf SUDO=sudo`: apt-get needs root) and publishes the PDF with the site.
+TEXLIVE := texlive-xetex texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended texlive-lang-chinese \
+	fonts-freefont-otf fonts-noto-cjk fontconfig latexmk xindy poppler-utils
+SUDO ?=
+pdf: setup
+	@command -v xelatex >/dev/null && command -v latexmk >/dev/null && command -v xindy >/dev/null && \
+		command -v pdftotext >/dev/null && kpsewhich ctexhook.sty >/dev/null && fc-list -q 'Noto Serif CJK SC' || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $(TEXLIVE) >/dev/null; }
+	$(PY) -m halluc_lib.tools.build pdf
+	$(BIN)/pytest -m pdf -p no:cacheprovider tests/tools/test_pdf.py
 
 bench: setup
 	$(PY) -m halluc_lib.tools.bench

@@ -1,6 +1,7 @@
 """Building the book: execute every page with papermill, then build the HTML from the executed copies.
 
-Used by ``make book`` and ``make test`` (``python -m halluc_lib.tools.build execute|html``). Source notebooks are
+Used by ``make book`` and ``make test`` (``python -m halluc_lib.tools.build execute|html``), and by ``make pdf``
+(``... build pdf``: the whole book as one PDF through XeLaTeX, from the same executed pages). Source notebooks are
 stored without outputs; executed copies go to ``_build/executed`` and the site is built from a staged copy of
 the book in ``_build/site``, so the working tree is never written to. Pages run one at a time: two torch
 processes on a 2-core machine slow each other down about twentyfold.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -263,14 +265,65 @@ def build_html(site: Path = BUILD / "site", output: Path = ROOT) -> Path:
     return output / "_build" / "html"
 
 
+_LATEX_LABEL = re.compile(r"\\label\{\\detokenize\{(?P<doc>[^}]*)::doc\}\}|\\label\{exercise:(?P<exercise>[^}]*)\}")
+
+
+def label_exercises(tex: str) -> str:
+    """The LaTeX of the book with every exercise labelled as Sphinx's ``{ref}`` points to it.
+
+    sphinx-exercise labels an exercise ``exercise:<label>`` (the target of its ``{numref}``), while a ``{ref}`` to it
+    points at ``<document>:<label>``, which nothing defines: the link would be unresolved. The second label is added
+    next to the first, with the document the exercise is in (the last ``<document>::doc`` label before it)."""
+    document = ""
+
+    def add(match: re.Match) -> str:
+        nonlocal document
+        if match["doc"] is not None:
+            document = match["doc"]
+            return match[0]
+        return match[0] + r"\label{\detokenize{" + f"{document}:{match['exercise']}" + "}}"
+
+    return _LATEX_LABEL.sub(add, tex)
+
+
+def build_pdf(out: Path = BUILD / "pdf", executed: Path = BUILD / "executed", root: Path = ROOT) -> Path:
+    """Build the whole book as one PDF through LaTeX into ``out/book.pdf``; return its path.
+
+    The book is staged into ``out/src`` exactly as for the HTML (:func:`stage`); Jupyter Book writes its LaTeX into
+    ``out/_build/latex`` (``_config.yml``'s ``latex`` section: XeLaTeX, Sphinx's book class) with the HTML build's
+    warnings as errors; the exercises get the labels ``{ref}`` points to (:func:`label_exercises`); and Sphinx's
+    Makefile runs latexmk, which stops at the first LaTeX error. The PDF and XeLaTeX's log are copied to
+    ``out/book.pdf`` and ``out/book.log``."""
+    site = stage(site=out / "src", executed=executed, root=root)
+    latex = out / "_build" / "latex"
+    shutil.rmtree(out / "_build", ignore_errors=True)
+    for name in ("book.pdf", "book.log"):
+        (out / name).unlink(missing_ok=True)
+    jupyter_book = str(Path(sys.executable).parent / "jupyter-book")
+    options = ["--builder", "latex", "-W", "-n", "--keep-going"]
+    subprocess.run([jupyter_book, "build", str(site), "--path-output", str(out), *options], check=True)
+    tex = latex / "book.tex"
+    tex.write_text(label_exercises(tex.read_text()))
+    stop = "-interaction=nonstopmode -halt-on-error -file-line-error"
+    subprocess.run(["make", "-C", str(latex), "all-pdf", f"LATEXOPTS={stop}"], check=True)
+    shutil.copy2(latex / "book.log", out / "book.log")
+    shutil.copy2(latex / "book.pdf", out / "book.pdf")
+    return out / "book.pdf"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m halluc_lib.tools.build", description=__doc__)
-    parser.add_argument("step", choices=("execute", "html", "status"))
+    parser.add_argument("step", choices=("execute", "html", "pdf", "status"))
+    parser.add_argument(
+        "--executed", type=Path, default=BUILD / "executed", help="executed pages, for pdf (default: _build/executed)"
+    )
     args = parser.parse_args(argv)
     if args.step == "execute":
         execute()
     elif args.step == "html":
         build_html(stage())
+    elif args.step == "pdf":
+        print(f"the PDF is in {build_pdf(executed=args.executed)}")
     else:
         print(status_markdown(read_records()))
     return 0
