@@ -231,14 +231,17 @@ def coverage(pages, sweep_dir: Path = SWEEP_DIR) -> pd.DataFrame:
     return table.reindex(index=list(counts), columns=columns).fillna(0).astype(int)
 
 
+def checks_claims(notebook_path) -> bool:
+    """Whether a notebook runs an experiment: its code builds a :class:`~halluc_lib.core.claims.Claims`. Only
+    such pages are swept, shown on the robustness page, timed in the syllabus and quoted by the closing pages."""
+    cells = json.loads(Path(notebook_path).read_text())["cells"]
+    return any("Claims(" in "".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
 def chapter_notebooks(book_dir) -> list[Path]:
     """The chapter notebooks that run an experiment (``ch*.ipynb`` whose code checks claims), in reading order:
     the pages whose sweeps and takeaways the closing pages collect."""
-    found = []
-    for path in Path(book_dir).glob("ch*.ipynb"):
-        cells = json.loads(path.read_text())["cells"]
-        if any("Claims(" in "".join(c["source"]) for c in cells if c["cell_type"] == "code"):
-            found.append(path)
+    found = [path for path in Path(book_dir).glob("ch*.ipynb") if checks_claims(path)]
     return sorted(found, key=lambda p: tuple(int(n) for n in re.findall(r"\d+", p.stem)))
 
 

@@ -20,13 +20,14 @@ import time
 from pathlib import Path
 
 import papermill
-import yaml
 
 from ..core import sweeps
 from ..core.claims import RECORD_ENV
 from ..core.files import atomic_write_text
+from ..core.findings import checks_claims
 from ..core.sweeps import SWEEP_DIR
 from . import syllabus
+from .toc import notebooks, toc_files  # noqa: F401 - toc_files: part of this module's interface (tests, PDF)
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "_build"
@@ -34,32 +35,10 @@ STATUS_MARKER = "<!-- status-table -->"
 ROBUSTNESS_MARKER = "<!-- robustness-tables -->"
 
 
-def toc_files(root: Path = ROOT) -> list[str]:
-    """Every page named in ``_toc.yml``, in reading order, as paths without suffix (e.g. ``book/preface``)."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-            walk(entry.get("chapters"))
-
-    walk(toc.get("parts"))
-    walk(toc.get("chapters"))
-    return files
-
-
-def notebooks(root: Path = ROOT) -> list[Path]:
-    """The notebooks of the book, in reading order."""
-    return [root / f"{f}.ipynb" for f in toc_files(root) if (root / f"{f}.ipynb").exists()]
-
-
 def experiment_notebooks(root: Path = ROOT) -> list[Path]:
     """The notebooks that run an experiment and check its claims, in reading order: the pages the seed sweep
     runs and the robustness page shows (the summary and the FAQ only quote these pages' sweeps)."""
-    return [nb for nb in notebooks(root) if "Claims(" in nb.read_text()]
+    return [nb for nb in notebooks(root) if checks_claims(nb)]
 
 
 def execute(out: Path = BUILD / "executed", root: Path = ROOT, parameters: dict | None = None) -> list[dict]:

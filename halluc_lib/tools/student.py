@@ -27,6 +27,8 @@ from pathlib import Path
 
 import yaml
 
+from . import toc
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "_build"
 STUDENT = BUILD / "student"
@@ -130,24 +132,6 @@ def strip_solutions(notebook: dict) -> dict:
     return stripped
 
 
-def toc_notebooks(root: Path = ROOT) -> list[Path]:
-    """The book's notebooks in ``_toc.yml``'s reading order (the same walk as ``build.toc_files``, without
-    importing the build, which imports torch)."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-            walk(entry.get("chapters"))
-
-    walk(toc.get("parts"))
-    walk(toc.get("chapters"))
-    return [root / f"{f}.ipynb" for f in files if (root / f"{f}.ipynb").exists()]
-
-
 def _dumps(notebook: dict) -> str:
     """A notebook as nbformat writes it (sorted keys, one-space indent), so files diff cleanly against the book's."""
     return json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
@@ -169,7 +153,7 @@ def write_notebooks(out: Path = STUDENT, root: Path = ROOT) -> list[Path]:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     written = []
-    for source in toc_notebooks(root):
+    for source in toc.notebooks(root):
         target = folder / source.name
         target.write_text(_dumps(student_notebook(source)))
         written.append(target)
@@ -218,7 +202,7 @@ def build_html(out: Path = STUDENT, executed: Path = EXECUTED, root: Path = ROOT
 
     The book is staged into ``out/src`` exactly as for the instructor edition (``build.stage``), its solutions are
     removed, and it is built with ``build.build_html`` (Jupyter Book, warnings as errors)."""
-    missing = [nb.relative_to(root) for nb in toc_notebooks(root) if not (executed / nb.relative_to(root)).exists()]
+    missing = [nb.relative_to(root) for nb in toc.notebooks(root) if not (executed / nb.relative_to(root)).exists()]
     if not executed.is_dir() or missing:
         what = f"{executed} lacks {', '.join(map(str, missing))}" if executed.is_dir() else f"{executed} is missing"
         raise FileNotFoundError(f"{what}: run `make execute` first (the student HTML is built from the executed pages)")

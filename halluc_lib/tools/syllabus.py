@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..core import sweeps
 from ..core.files import atomic_write_text
+from ..core.findings import checks_claims
 from ..core.sweeps import SWEEP_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,7 +116,7 @@ def is_notebook(page: str, root: Path = ROOT) -> bool:
     """Whether the page runs an experiment in class — a notebook that checks claims — rather than a page that is
     read: a Markdown page, or a notebook that only quotes other pages' records (the summary, the FAQ)."""
     notebook = Path(root) / "book" / f"{page}.ipynb"
-    return notebook.exists() and "Claims(" in notebook.read_text()
+    return notebook.exists() and checks_claims(notebook)
 
 
 def median_seconds(page: str, sweep_dir: Path = SWEEP_DIR) -> float | None:

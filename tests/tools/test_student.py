@@ -14,10 +14,10 @@ import nbformat
 import pytest
 import yaml
 
-from halluc_lib.tools import student
+from halluc_lib.tools import student, toc
 
 ROOT = student.ROOT
-NOTEBOOKS = student.toc_notebooks()
+NOTEBOOKS = toc.notebooks()
 MARKDOWN_PAGES = sorted((ROOT / "book").glob("*.md"))
 DIRECTIVE = re.compile(r"\{solution(-start|-end)?\}")
 EXERCISE = re.compile(r"```\{exercise\}.*?\n```", re.S)

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from halluc_lib.tools import syllabus
+from halluc_lib.tools.toc import toc_files
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOK = ROOT / "book"
@@ -27,21 +28,6 @@ SWEEPS = ROOT / "data" / "sweeps"
 SYLLABUS = BOOK / "syllabus.md"
 TEACHING = ("prerequisites", "notation", "syllabus")
 ROW = re.compile(r"^\| (\d+)\. (.+?) \| (\d) \| (.+) \| (.+) \|$", re.M)
-
-
-def toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-            walk(entry.get("chapters"))
-
-    walk(toc.get("parts"))
-    return files
 
 
 def toc_chapter_notebooks() -> list[str]:
@@ -275,7 +261,8 @@ def test_table_from_a_small_sweep(tmp_path):
     sweep_dir.mkdir()
     (root / "book").mkdir(parents=True)
     for page in ("ch01_a", "ch02_1_b", "ch02_2_c"):
-        (root / "book" / f"{page}.ipynb").write_text('{"source": "claims = Claims(...)"}')  # a page that runs
+        page_cells = [{"cell_type": "code", "source": 'claims = Claims("x", settings)'}]  # a page that runs
+        (root / "book" / f"{page}.ipynb").write_text(json.dumps({"cells": page_cells}))
     (root / "book" / "ch02_3_d.md").write_text("# read me")
     _sweep(sweep_dir, "ch01_a", [("quick", "cpu", 10.0), ("quick", "cpu", 30.0), ("quick", "cpu", 14.0)])
     _sweep(sweep_dir, "ch02_1_b", [("quick", "cpu", 5.0), ("quick", "cpu", 7.0), ("full", "cuda:0", 1.0)])
