@@ -13,6 +13,7 @@ record made by older code is shown as stale.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import statistics
@@ -106,11 +107,45 @@ def glue_spread(page: str, scale: str = "quick", device: str = "cpu", sweep_dir:
     return table
 
 
+#: The tag of a notebook's install cell (it installs the library where it is missing and computes nothing).
+INSTALL_TAG = "install"
+
+
 def code_cells_sha256(notebook: Path) -> str:
-    """Hash of a notebook's code cells: what a run executes (editing the prose does not make a record stale)."""
+    """Hash of a notebook's code cells: what a run executes (editing the prose does not make a record stale, nor
+    does the install cell, tagged :data:`INSTALL_TAG`, which computes nothing)."""
     cells = json.loads(Path(notebook).read_text())["cells"]
-    code = "\n\x1e\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    code = "\n\x1e\n".join(
+        "".join(c["source"])
+        for c in cells
+        if c["cell_type"] == "code" and INSTALL_TAG not in c.get("metadata", {}).get("tags", [])
+    )
     return hashlib.sha256(code.encode()).hexdigest()
+
+
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def code_fingerprint(source: bytes) -> bytes:
+    """What of a module's source can change what it computes: its syntax tree without docstrings (comments and
+    layout are not in the tree), so rewording the documentation does not make a record stale. Source that does
+    not parse is fingerprinted as it is."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    return ast.dump(_without_docstrings(tree)).encode()
 
 
 def loaded_library_modules() -> list[str]:
@@ -121,15 +156,17 @@ def loaded_library_modules() -> list[str]:
 
 
 def library_sha256(modules: list[str], library: Path = LIBRARY_DIR) -> str:
-    """Hash of the source files of ``modules`` (dotted names under ``halluc_lib``; a package hashes its
-    ``__init__.py``); a module whose file is gone hashes as missing, so its record turns stale."""
+    """Hash of the code of ``modules`` (dotted names under ``halluc_lib``; a package hashes its ``__init__.py``),
+    each as its :func:`code_fingerprint`; a module whose file is gone hashes as missing, so its record turns
+    stale."""
     digest = hashlib.sha256()
     for name in sorted(modules):
         relative = Path(*name.split(".")[1:])
         path = library / relative.with_suffix(".py")
         if not path.exists():
             path = library / relative / "__init__.py"
-        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b"<missing>") + b"\0")
+        code = code_fingerprint(path.read_bytes()) if path.exists() else b"<missing>"
+        digest.update(name.encode() + b"\0" + code + b"\0")
     return digest.hexdigest()
 
 
