@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 import torch
@@ -37,6 +38,15 @@ from . import distributed
 from .batching import BatchSource, count_tokens
 from .files import atomic_write_text
 from .runtime import Device, autocast_dtype, check_positive_int, resolve_device
+
+
+class Tracker(Protocol):
+    """Where a run's rows go as they are made (:mod:`halluc_lib.core.tracking`)."""
+
+    def log(self, rows: list[dict], step: int, prefix: str) -> None: ...
+
+    def close(self) -> None: ...
+
 
 EvalFn = Callable[[torch.nn.Module, int], "pd.DataFrame | list[dict] | dict"]
 
@@ -216,6 +226,7 @@ def train(
     budget_steps: int | None = None,
     budget_seconds: float | None = None,
     progress: bool = True,
+    tracker: Tracker | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``batches`` for ``config.steps`` steps (or until a budget runs out).
 
@@ -223,6 +234,8 @@ def train(
     gradients; its rows (a DataFrame, a dict or a list of dicts) come back in ``result.evals`` with a
     ``step`` column. With ``checkpoint_dir``, a checkpoint is written every ``config.checkpoint_every`` steps
     and whenever a budget stops the run; with ``resume=True`` an existing checkpoint there is continued.
+    With a ``tracker`` (:mod:`halluc_lib.core.tracking`: TensorBoard, Weights & Biases), rank 0 hands it every
+    training row and evaluation row as it is made, and closes it at the end.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -286,7 +299,10 @@ def train(
         if main and eval_fn is not None and not (evals and evals[-1]["step"] == step):
             model.eval()
             with torch.inference_mode():
-                evals.extend(_as_rows(eval_fn(model, step), step))
+                rows = _as_rows(eval_fn(model, step), step)
+                evals.extend(rows)
+                if tracker is not None:
+                    tracker.log(rows, step, "eval")
 
     if step == 0 and config.eval_every:
         evaluate()
@@ -318,6 +334,8 @@ def train(
             history.append(
                 {"step": step, "epoch": step / per_epoch, "loss": mean_loss, "lr": scheduler.get_last_lr()[0]}
             )
+            if tracker is not None and main:
+                tracker.log(history[-1:], step, "train")
             bar.set_postfix(loss=f"{mean_loss:.3f}")
             loss_sum.zero_()
             loss_count = 0
@@ -342,6 +360,8 @@ def train(
     if not stopped_by_budget:
         evaluate()
     checkpoint()
+    if tracker is not None and main:
+        tracker.close()
     model.eval()
     if ranks > 1:  # only rank 0 evaluated: every rank returns its rows
         history, evals = distributed.broadcast_object((history, evals))
