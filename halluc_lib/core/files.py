@@ -8,6 +8,7 @@ also written as Markdown beside it. Loading refuses a file whose contents no lon
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import os
 import tempfile
@@ -64,8 +65,10 @@ def load_with_card(path, what: str, *, key: str = "data") -> tuple[object, dict]
     return payload[key], payload["card"]
 
 
-#: The folder of shipped datasets (``data/`` at the repository's root), each ``<name>_seed<seed>.json`` + card.
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+#: The folder of shipped datasets, each ``<name>_seed<seed>.json`` + card, and of the committed sweep
+#: (``sweeps/``): package data, read with ``importlib.resources``, so an installed wheel carries them. In the
+#: repository ``halluc_lib/shipped`` is a link to ``data/`` at its root; the wheel holds a copy.
+DATA_DIR = Path(str(importlib.resources.files("halluc_lib") / "shipped"))
 
 #: Every shipped dataset: its name → (what it is, for error messages; the key its data is stored under).
 SHIPPED = {

