@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from halluc_lib.core import findings
+from halluc_lib.tools import install
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOK = ROOT / "book"
@@ -38,7 +39,7 @@ def markdown(path: Path) -> list[str]:
 
 
 def code(path: Path) -> list[str]:
-    return [source(c) for c in cells(path) if c["cell_type"] == "code"]
+    return [source(c) for c in cells(path) if c["cell_type"] == "code" and not install.is_install_cell(c)]
 
 
 def untyped(text: str, *, roles: bool = True) -> str:
