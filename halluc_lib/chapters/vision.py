@@ -1,0 +1,188 @@
+"""Chapter 5.4: vision — a bias in the pretraining images survives transfer to an unbiased task.
+
+The source's §3.4 says that pretrained vision models (ResNet, VGG) carry what their pretraining data taught into
+every task built on them. Here the pretraining set is tinted digits
+(:func:`halluc_lib.datasets.tinted_digits.tinted_digits`): a ResNet learns the ten digits from about four thousand
+images in which the tint agrees with the digit's group (0–4 reddish, 5–9 greenish) 95% of the time — or, for the
+comparison, from the same images with the tint drawn at random. Each backbone is then fine-tuned on a small
+downstream task with no bias at all (is the digit 5 or more? 200 images, tint at random), either frozen (only a
+new head learns) or in full, and tested on held-out digits split by whether the tint agrees with the group
+("aligned") or contradicts it ("conflicting"). A linear probe then asks how well the tint can still be read from
+the backbone's features, and a tint swap (red and green channels exchanged) counts the predictions that change
+with the tint alone. Salman et al. (2022) showed the same transfer of pretraining biases with ImageNet models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ..core import recipes
+from ..core.runtime import Device, check_positive_int, check_probability, check_scale
+from ..core.vision import pooled_features, predict, tiny_resnet, with_backbone
+from ..datasets.tinted_digits import split_digits, swap_tints, tinted_digits
+
+#: The backbones compared: pretrained on biased or on balanced tints (and a second balanced one, with another
+#: initialisation and tint draw: the null for the differences between the first two), or none (from scratch).
+BACKBONES = ("biased", "balanced", "balanced twin", "scratch")
+#: How a pretrained backbone is transferred: frozen (a new head alone learns) or fine-tuned in full.
+MODES = ("frozen", "full")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The pretraining bias, the data sizes and how long each model trains."""
+
+    agreement: float = 0.95
+    strength: float = 0.5
+    pretrain_copies: int = 4
+    pretrain_steps: int = 600
+    finetune_steps: int = 150
+    downstream_size: int = 200
+    test_size: int = 597
+    widths: tuple[int, ...] = (16, 32, 64)
+    batch_size: int = 64
+
+    def __post_init__(self):
+        check_probability("agreement", self.agreement)
+        check_probability("strength", self.strength)
+        for name in ("pretrain_copies", "pretrain_steps", "finetune_steps", "downstream_size", "test_size"):
+            check_positive_int(name, getattr(self, name))
+        check_positive_int("batch_size", self.batch_size)
+        if self.batch_size > self.downstream_size:
+            raise ValueError(f"batch_size must be <= downstream_size ({self.downstream_size}); got {self.batch_size}")
+
+    @classmethod
+    def for_scale(cls, scale: str = "quick") -> Config:
+        """Quick: 600 pretraining and 150 fine-tuning steps, widths 16–64; full: 3,000 and 600, widths 32–128,
+        eight renderings of each pretraining digit."""
+        if check_scale(scale) == "quick":
+            return cls()
+        return cls(pretrain_copies=8, pretrain_steps=3000, finetune_steps=600, widths=(32, 64, 128))
+
+
+@dataclass
+class Run:
+    """``pretraining``: each pretrained backbone's ten-digit accuracy on held-out aligned and conflicting images.
+    ``results``: one row per (backbone, mode) with downstream accuracy (all, aligned, conflicting), the gap, the
+    share of predictions a tint swap changes, and the tint probe's accuracy on the backbone's features."""
+
+    pretraining: pd.DataFrame
+    results: pd.DataFrame
+
+
+def _model_seed(backbone: str, seed: int) -> int:
+    return seed + 1000 if backbone == "balanced twin" else seed
+
+
+def pretrain_backbone(backbone: str, config: Config, split, *, seed: int = 0, device: Device = "auto"):
+    """Pretrain a ten-digit ResNet on the biased or the balanced tinted images; returns it (CPU, eval mode)."""
+    if backbone not in BACKBONES[:3]:
+        raise ValueError(f"backbone must be one of {', '.join(BACKBONES[:3])}; got {backbone!r}")
+    model_seed = _model_seed(backbone, seed)
+    agreement = config.agreement if backbone == "biased" else 0.5
+    data = tinted_digits(
+        split.pretrain, agreement=agreement, copies=config.pretrain_copies, strength=config.strength, seed=model_seed
+    )
+    return recipes.train_classifier(
+        lambda: tiny_resnet(10, widths=config.widths),
+        {"pixel_values": data["pixel_values"], "labels": data["digits"]},
+        config.pretrain_steps,
+        batch_size=config.batch_size,
+        seed=model_seed,
+        device=device,
+    ).model
+
+
+def transfer(pretrained, mode: str, config: Config, downstream: dict, *, seed: int = 0, device: Device = "auto"):
+    """A new two-class head on ``pretrained``'s backbone, trained on the downstream images frozen or in full
+    (``mode``). With ``pretrained=None`` the backbone is untrained: in full, the model learns from scratch;
+    frozen, the head reads random features (the null model of pretraining)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+
+    def build():
+        model = tiny_resnet(2, widths=config.widths)
+        if pretrained is None:
+            model.resnet.requires_grad_(mode == "full")
+            return model
+        return with_backbone(model, pretrained, frozen=mode == "frozen")
+
+    return recipes.train_classifier(
+        build,
+        {"pixel_values": downstream["pixel_values"], "labels": downstream["groups"]},
+        config.finetune_steps,
+        batch_size=config.batch_size,
+        lr=1e-2 if mode == "frozen" else 3e-4,
+        seed=seed,
+        device=device,
+    ).model
+
+
+def tint_probe(model, images: dict, *, seed: int = 0) -> float:
+    """How well the tint can be read from the backbone's pooled features: the five-fold cross-validated accuracy
+    of a regularised logistic regression (chance 0.5)."""
+    features = pooled_features(model, images["pixel_values"]).numpy()
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=2000, random_state=seed))
+    return float(cross_val_score(probe, features, images["tints"].numpy(), cv=5).mean())
+
+
+def score(model, test: dict) -> dict[str, float]:
+    """Downstream accuracy on all, aligned and conflicting test images, the gap, and the tint-swap flip rate."""
+    predicted = predict(model, test["pixel_values"])
+    correct = (predicted == test["groups"]).float()
+    aligned = test["tints"] == test["groups"]
+    flipped = (predict(model, swap_tints(test["pixel_values"])) != predicted).float()
+    return {
+        "accuracy": correct.mean().item(),
+        "aligned": correct[aligned].mean().item(),
+        "conflicting": correct[~aligned].mean().item(),
+        "gap": (correct[aligned].mean() - correct[~aligned].mean()).item(),
+        "tint_flips": flipped.mean().item(),
+    }
+
+
+def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: bool = True) -> Run:
+    """Pretrain the three backbones, transfer each frozen and in full — and, as references, an untrained backbone
+    (frozen: random features under a trained head; in full: a model trained from scratch) — and score every
+    downstream model.
+
+    ``progress`` is accepted for the common interface; these models train in seconds, without a bar.
+    """
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a vision.Config; got {type(config).__name__}")
+    split = split_digits(config.downstream_size, config.test_size, seed=seed)
+    downstream = tinted_digits(split.downstream, agreement=0.5, strength=config.strength, seed=seed + 1)
+    test = tinted_digits(split.test, agreement=0.5, strength=config.strength, seed=seed + 2)
+    pretraining, rows = [], []
+    for backbone in BACKBONES:
+        pretrained = (
+            None if backbone == "scratch" else pretrain_backbone(backbone, config, split, seed=seed, device=device)
+        )
+        if pretrained is not None:
+            predicted = predict(pretrained, test["pixel_values"])
+            correct = (predicted == test["digits"]).float()
+            aligned = test["tints"] == test["groups"]
+            pretraining.append(
+                {
+                    "backbone": backbone,
+                    "aligned": correct[aligned].mean().item(),
+                    "conflicting": correct[~aligned].mean().item(),
+                }
+            )
+        for mode in MODES:  # from scratch, "frozen" is an untrained backbone under a trained head
+            model = transfer(pretrained, mode, config, downstream, seed=_model_seed(backbone, seed), device=device)
+            rows.append(
+                {
+                    "backbone": backbone,
+                    "mode": mode,
+                    **score(model, test),
+                    "tint_probe": tint_probe(model, test, seed=seed),
+                }
+            )
+    return Run(pretraining=pd.DataFrame(pretraining), results=pd.DataFrame(rows))
