@@ -24,6 +24,14 @@ import pandas as pd
 
 #: The trackers :func:`make_tracker` builds, by name.
 TRACKERS = ("tensorboard", "wandb")
+#: The environment variable naming the folder runs are logged under (``make`` sets it to ``_build/runs``).
+RUNS_ENV = "HALLUC_RUNS"
+
+
+def runs_root() -> Path:
+    """Where runs are logged: ``$HALLUC_RUNS`` if set, else ``runs/`` in the working directory (TensorBoard's
+    own default), one sub-folder per run."""
+    return Path(os.environ.get(RUNS_ENV) or "runs")
 
 
 def scalar_items(row: dict, prefix: str) -> dict[str, float]:
