@@ -67,6 +67,7 @@ def install_cell(page: str, root: Path = ROOT) -> dict:
     return {
         "cell_type": "code",
         "execution_count": None,
+        "id": TAGS[0],
         "metadata": {"tags": list(TAGS)},
         "outputs": [],
         "source": source,

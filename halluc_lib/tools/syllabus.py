@@ -67,7 +67,7 @@ SESSIONS: tuple[Session, ...] = (
         number=4,
         week=2,
         title="Misleading signals: shortcuts and rare domains",
-        pages=("ch02_3_shortcuts", "ch02_4_imbalance", "ch04_2_adversarial"),
+        pages=("ch02_3_shortcuts", "ch02_4_imbalance", "ch04_2_adversarial", "ch05_4_vision"),
     ),
     Session(
         number=5,
@@ -96,6 +96,7 @@ SESSIONS: tuple[Session, ...] = (
             "ch06_1_setup",
             "ch06_2_corrected_script",
             "ch06_3_what_pretraining_buys",
+            "ch06_4_experiment_tracking",
             "ch07_summary",
             "ch08_faq",
         ),

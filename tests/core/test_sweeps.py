@@ -97,3 +97,29 @@ def test_the_loaded_library_modules_are_the_ones_a_run_imported():
 
 def test_device_kind():
     assert [sweeps.device_kind(d) for d in ("cuda:0", "cuda", "cpu", None)] == ["cuda", "cuda", "cpu", "cpu"]
+
+
+def test_documentation_and_the_install_cell_do_not_make_a_record_stale(tmp_path):
+    lib = tmp_path / "lib"
+    (lib / "core").mkdir(parents=True)
+    module = lib / "core" / "a.py"
+    module.write_text('"""What a computes."""\n\n\ndef f(x):\n    """Twice x."""\n    return 2 * x  # doubled\n')
+    nb = tmp_path / "page.ipynb"
+    install = {"cell_type": "code", "metadata": {"tags": [sweeps.INSTALL_TAG]}, "source": ["%pip install x"]}
+    cells = [install, {"cell_type": "code", "metadata": {}, "source": ["x = 1"]}]
+    nb.write_text(json.dumps({"cells": cells}))
+    modules = ["halluc_lib.core.a"]
+    record = {"library_modules": modules, **sweeps.source_hashes(nb, modules, lib)}
+    # reworded docstrings, comments and layout, and another install cell: the same computation
+    module.write_text('"""What a computes, said better."""\n\n\ndef f(x):\n    """x doubled."""\n\n    return 2 * x\n')
+    install["source"] = ["%pip install y"]
+    nb.write_text(json.dumps({"cells": cells}))
+    assert not sweeps.is_stale(record, nb, lib)
+    # a function left with its docstring alone still parses to the same tree as before the change below
+    module.write_text('"""What a computes."""\n\n\ndef f(x):\n    """Twice x."""\n    return 3 * x\n')
+    assert sweeps.is_stale(record, nb, lib)
+
+
+def test_a_module_that_does_not_parse_is_fingerprinted_as_it_is():
+    assert sweeps.code_fingerprint(b"def (:") == b"def (:"
+    assert sweeps.code_fingerprint(b'def f():\n    """doc"""\n') == sweeps.code_fingerprint(b"def f():\n    pass\n")
