@@ -1,8 +1,9 @@
 # The Hallucination Book — two commands:
 #   make book   set up .venv, execute every page with papermill, build the HTML into _build/html
-#   make test   set up, then lint, unit tests (with coverage), every page executed once, the HTML build with
-#               warnings as errors, the student edition (make student: no solutions), and the checks on the built
-#               sites (offline assets, headless browser, no solution in the student edition)
+#   make test   set up, then lint, unit tests (with coverage), every page executed once, pages run alone from the
+#               built wheel (make standalone), the HTML build with warnings as errors, the student edition (make
+#               student: no solutions), and the checks on the built sites (offline assets, headless browser, no
+#               solution in the student edition)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -20,13 +21,15 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONHASHSEED := 0
 # Trained-model cache used by the pages; a fresh folder per `make test` so CI always trains.
 export HALLUC_CACHE := $(abspath _build/cache)
+# Where training runs log for TensorBoard (chapter 6.4): tensorboard --logdir _build/runs
+export HALLUC_RUNS := $(abspath _build/runs)
 
-.PHONY: book test setup browser lint unit execute html student site pdf bench seeds lock clean
+.PHONY: book test setup browser lint unit execute standalone html student site pdf bench seeds lock clean
 
 book: setup execute html
 	@echo "The book is in _build/html/index.html"
 
-test: setup browser lint unit execute html student site
+test: setup browser lint unit execute standalone html student site
 
 # Exact versions from a passing environment (`make lock` regenerates it); pyproject.toml keeps ranges.
 CONSTRAINTS := constraints.txt
@@ -53,11 +56,19 @@ lint: setup
 	$(BIN)/actionlint .github/workflows/*.yml
 
 unit: setup
-	$(BIN)/pytest -m "not site and not pdf" --cov=halluc_lib --cov-report=term-missing:skip-covered --cov-fail-under=90
+	$(BIN)/pytest -m "not site and not pdf and not standalone" --cov=halluc_lib --cov-report=term-missing:skip-covered \
+		--cov-fail-under=90
 
 execute: setup
 	rm -rf _build/cache _build/executed
 	$(PY) -m halluc_lib.tools.build execute
+
+# Pages run alone, as a reader who downloads one runs it: the library's wheel built and installed into a fresh venv
+# (torch first, pinned by TORCH, then the wheel, papermill and ipykernel, at constraints.txt's versions; pip's cache
+# and indexes as configured), each page copied alone into an empty folder and executed there with an empty model
+# cache (tests marked standalone, tests/tools/test_standalone.py).
+standalone: setup
+	TORCH='$(TORCH)' $(BIN)/pytest -m standalone -p no:cacheprovider --durations=0 tests/tools/test_standalone.py
 
 html: setup
 	rm -rf _build/html _build/site _build/.doctrees
