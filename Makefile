@@ -29,7 +29,7 @@ export HALLUC_RUNS := $(abspath _build/runs)
 book: setup execute html
 	@echo "The book is in _build/html/index.html"
 
-test: setup browser lint unit execute standalone html student site
+test: setup browser lint unit execute html standalone student site
 
 # Exact versions from a passing environment (`make lock` regenerates it); pyproject.toml keeps ranges.
 CONSTRAINTS := constraints.txt
@@ -63,7 +63,8 @@ execute: setup
 	rm -rf _build/cache _build/executed
 	$(PY) -m halluc_lib.tools.build execute
 
-# Pages run alone, as a reader who downloads one runs it: the library's wheel built and installed into a fresh venv
+# Pages run alone, as a reader who downloads one from the built site runs it (after make html: the site's copy of
+# the notebook; the page's source before): the library's wheel built and installed into a fresh venv
 # (torch first, pinned by TORCH, then the wheel, papermill and ipykernel, at constraints.txt's versions; pip's cache
 # and indexes as configured), each page copied alone into an empty folder and executed there with an empty model
 # cache (tests marked standalone, tests/tools/test_standalone.py).
