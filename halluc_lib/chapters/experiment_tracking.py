@@ -33,13 +33,14 @@ DOMAINS = ("majority", "minority")
 
 @dataclass(frozen=True)
 class Config:
-    """The minority shares to train at, how long, how often to evaluate, and the accuracy that counts as
-    learned."""
+    """The minority shares to train at, how long and at what learning rate (chapter 2.4's: plain AdamW without
+    weight decay), how often to evaluate, and the held-out accuracy that counts as learned."""
 
     shares: tuple[float, ...] = (0.01, 0.3)
     steps: int = 600
     eval_every: int = 10
     target: float = 0.8
+    lr: float = 3e-3
 
     def __post_init__(self):
         if not self.shares:
@@ -49,6 +50,8 @@ class Config:
         check_positive_int("steps", self.steps)
         check_positive_int("eval_every", self.eval_every)
         check_probability("target", self.target)
+        if not self.lr > 0:
+            raise ValueError(f"lr must be a positive number; got {self.lr!r}")
 
     @classmethod
     def for_scale(cls, scale: str = "quick") -> Config:
@@ -74,28 +77,32 @@ def first_step_reaching(curve: pd.DataFrame, target: float) -> float:
     return float(reached.step.min()) if len(reached) else math.inf
 
 
-def logged_run(share: float, config: Config, log_dir: Path, *, seed: int = 0, device: Device = "auto") -> None:
+def logged_run(
+    share: float, config: Config, log_dir: Path, *, seed: int = 0, device: Device = "auto", tracker=None
+) -> None:
     """Train the colour-blind digit MLP with the minority at ``share`` and log it to TensorBoard in ``log_dir``
     (emptied first, so the folder holds this run alone): training loss and learning rate, and accuracy on each
-    domain every ``config.eval_every`` steps."""
+    domain every ``config.eval_every`` steps. Another ``tracker`` (e.g. W&B's) may be given instead; the loop
+    closes it at the end."""
     data = domain_shifted_digits(share, seed=seed)
 
     def evaluate(model, step):
         return [{"domain": domain, "accuracy": accuracy(model, data[f"test {domain}"])} for domain in DOMAINS]
 
-    shutil.rmtree(log_dir, ignore_errors=True)
+    if tracker is None:
+        shutil.rmtree(log_dir, ignore_errors=True)
+        tracker = tracking.TensorBoardTracker(log_dir)
     torch.manual_seed(seed)
     model = DigitMLP(color_blind=True)
     batches = TensorBatches(model_inputs(data["train"]) | {"labels": data["train"]["labels"]}, batch_size=64, seed=seed)
     schedule = TrainConfig(
         steps=config.steps,
-        lr=3e-3,
+        lr=config.lr,
         weight_decay=0.0,
         seed=seed,
         eval_every=config.eval_every,
         log_every=config.eval_every,
     )
-    tracker = tracking.TensorBoardTracker(log_dir)
     train(model, batches, schedule, device=device, eval_fn=evaluate, tracker=tracker, progress=False)
 
 

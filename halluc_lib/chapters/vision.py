@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -24,19 +25,29 @@ from sklearn.preprocessing import StandardScaler
 
 from ..core import recipes
 from ..core.runtime import Device, check_positive_int, check_probability, check_scale
-from ..core.vision import pooled_features, predict, tiny_resnet, with_backbone
-from ..datasets.tinted_digits import split_digits, swap_tints, tinted_digits
+from ..core.vision import freeze, pooled_features, predict, tiny_resnet, with_backbone
+from ..datasets.tinted_digits import Split, split_digits, swap_tints, tinted_digits
 
-#: The backbones compared: pretrained on biased or on balanced tints (and a second balanced one, with another
-#: initialisation and tint draw: the null for the differences between the first two), or none (from scratch).
-BACKBONES = ("biased", "balanced", "balanced twin", "scratch")
+#: The pretrained backbones: on biased or on balanced tints, and a second balanced one (another initialisation and
+#: tint draw: the null for the differences between the first two).
+PRETRAINED = ("biased", "balanced", "balanced twin")
+#: Every backbone compared: the pretrained ones and an untrained one (frozen: random features under a trained head,
+#: the null model of pretraining; in full: a model trained from scratch on the downstream images).
+BACKBONES = (*PRETRAINED, "untrained")
 #: How a pretrained backbone is transferred: frozen (a new head alone learns) or fine-tuned in full.
 MODES = ("frozen", "full")
 
 
 @dataclass(frozen=True)
 class Config:
-    """The pretraining bias, the data sizes and how long each model trains."""
+    """The pretraining bias, the data sizes, and how each model trains.
+
+    ``agreement``: how often the tint agrees with the digit's group in the biased pretraining set; ``strength``:
+    how strongly the tint colours the digit (0 grey, 1 pure red or green). ``pretrain_copies`` renderings of each
+    pretraining digit (the 1,000 left by ``downstream_size`` and ``test_size``), ``pretrain_steps`` steps of
+    pretraining; ``finetune_steps`` steps of transfer, at ``frozen_lr`` for a new head on a frozen backbone and at
+    the smaller ``full_lr`` when every weight trains, as fine-tuning usually does. ``widths``: the ResNet's
+    channels per stage."""
 
     agreement: float = 0.95
     strength: float = 0.5
@@ -47,6 +58,8 @@ class Config:
     test_size: int = 597
     widths: tuple[int, ...] = (16, 32, 64)
     batch_size: int = 64
+    frozen_lr: float = 1e-2
+    full_lr: float = 3e-4
 
     def __post_init__(self):
         check_probability("agreement", self.agreement)
@@ -54,6 +67,9 @@ class Config:
         for name in ("pretrain_copies", "pretrain_steps", "finetune_steps", "downstream_size", "test_size"):
             check_positive_int(name, getattr(self, name))
         check_positive_int("batch_size", self.batch_size)
+        for name in ("frozen_lr", "full_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be a positive number; got {getattr(self, name)!r}")
         if self.batch_size > self.downstream_size:
             raise ValueError(f"batch_size must be <= downstream_size ({self.downstream_size}); got {self.batch_size}")
 
@@ -70,20 +86,24 @@ class Config:
 class Run:
     """``pretraining``: each pretrained backbone's ten-digit accuracy on held-out aligned and conflicting images.
     ``results``: one row per (backbone, mode) with downstream accuracy (all, aligned, conflicting), the gap, the
-    share of predictions a tint swap changes, and the tint probe's accuracy on the backbone's features."""
+    share of predictions a tint swap changes, and the tint probe's accuracy on the backbone's features. ``split``,
+    ``downstream`` and ``test``: the digits and images the run used, for further experiments on the same data."""
 
     pretraining: pd.DataFrame
     results: pd.DataFrame
+    split: Split
+    downstream: dict[str, torch.Tensor]
+    test: dict[str, torch.Tensor]
 
 
 def _model_seed(backbone: str, seed: int) -> int:
     return seed + 1000 if backbone == "balanced twin" else seed
 
 
-def pretrain_backbone(backbone: str, config: Config, split, *, seed: int = 0, device: Device = "auto"):
+def pretrain_backbone(backbone: str, config: Config, split: Split, *, seed: int = 0, device: Device = "auto"):
     """Pretrain a ten-digit ResNet on the biased or the balanced tinted images; returns it (CPU, eval mode)."""
-    if backbone not in BACKBONES[:3]:
-        raise ValueError(f"backbone must be one of {', '.join(BACKBONES[:3])}; got {backbone!r}")
+    if backbone not in PRETRAINED:
+        raise ValueError(f"backbone must be one of {', '.join(PRETRAINED)}; got {backbone!r}")
     model_seed = _model_seed(backbone, seed)
     agreement = config.agreement if backbone == "biased" else 0.5
     data = tinted_digits(
@@ -108,17 +128,18 @@ def transfer(pretrained, mode: str, config: Config, downstream: dict, *, seed: i
 
     def build():
         model = tiny_resnet(2, widths=config.widths)
-        if pretrained is None:
-            model.resnet.requires_grad_(mode == "full")
-            return model
-        return with_backbone(model, pretrained, frozen=mode == "frozen")
+        if pretrained is not None:
+            return with_backbone(model, pretrained, frozen=mode == "frozen")
+        if mode == "frozen":
+            freeze(model.resnet)
+        return model
 
     return recipes.train_classifier(
         build,
         {"pixel_values": downstream["pixel_values"], "labels": downstream["groups"]},
         config.finetune_steps,
         batch_size=config.batch_size,
-        lr=1e-2 if mode == "frozen" else 3e-4,
+        lr=config.frozen_lr if mode == "frozen" else config.full_lr,
         seed=seed,
         device=device,
     ).model
@@ -162,7 +183,7 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
     pretraining, rows = [], []
     for backbone in BACKBONES:
         pretrained = (
-            None if backbone == "scratch" else pretrain_backbone(backbone, config, split, seed=seed, device=device)
+            pretrain_backbone(backbone, config, split, seed=seed, device=device) if backbone in PRETRAINED else None
         )
         if pretrained is not None:
             predicted = predict(pretrained, test["pixel_values"])
@@ -175,7 +196,7 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
                     "conflicting": correct[~aligned].mean().item(),
                 }
             )
-        for mode in MODES:  # from scratch, "frozen" is an untrained backbone under a trained head
+        for mode in MODES:
             model = transfer(pretrained, mode, config, downstream, seed=_model_seed(backbone, seed), device=device)
             rows.append(
                 {
@@ -185,4 +206,4 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
                     "tint_probe": tint_probe(model, test, seed=seed),
                 }
             )
-    return Run(pretraining=pd.DataFrame(pretraining), results=pd.DataFrame(rows))
+    return Run(pd.DataFrame(pretraining), pd.DataFrame(rows), split, downstream, test)

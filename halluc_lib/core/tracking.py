@@ -57,11 +57,13 @@ class TensorBoardTracker:
         self.writer = SummaryWriter(log_dir=str(self.log_dir))
 
     def log(self, rows: list[dict], step: int, prefix: str) -> None:
+        """Write every numeric value of ``rows`` as a scalar at ``step`` (tags from :func:`scalar_items`)."""
         for row in rows:
             for tag, value in scalar_items(row, prefix).items():
                 self.writer.add_scalar(tag, value, global_step=step)
 
     def close(self) -> None:
+        """Flush the event file to disk and close it (the training loop does this when the run ends)."""
         self.writer.flush()
         self.writer.close()
 
@@ -77,6 +79,7 @@ class WandbTracker:
         self.run = wandb.init(project=project, name=name, dir=str(self.log_dir), mode="offline", reinit=True)
 
     def log(self, rows: list[dict], step: int, prefix: str) -> None:
+        """Log the numeric values of ``rows`` as one W&B history entry at ``step``."""
         values: dict[str, float] = {}
         for row in rows:
             values.update(scalar_items(row, prefix))
@@ -84,6 +87,7 @@ class WandbTracker:
             self.run.log(values, step=step)
 
     def close(self) -> None:
+        """Finish the offline run (its folder can then be uploaded with ``wandb sync``)."""
         self.run.finish()
 
 

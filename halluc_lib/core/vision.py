@@ -10,6 +10,7 @@ with it (full fine-tuning).
 from __future__ import annotations
 
 import torch
+from torch import nn
 from transformers import ResNetConfig, ResNetForImageClassification
 
 from .runtime import check_positive_int
@@ -35,14 +36,35 @@ def tiny_resnet(
     return ResNetForImageClassification(config)
 
 
+class FrozenBatchNorm2d(nn.BatchNorm2d):
+    """A batch normalisation that stays in evaluation mode: it normalises with the running statistics it was
+    given and never updates them, even when the model around it is put in training mode. A frozen backbone needs
+    it: in training mode an ordinary one would normalise each batch by its own statistics and drift its running
+    ones towards the downstream data, so the "frozen" features would change after all."""
+
+    def train(self, mode: bool = True) -> FrozenBatchNorm2d:
+        return super().train(False)
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Freeze ``module`` in place: no gradients for its parameters, and every batch normalisation in it fixed
+    (:class:`FrozenBatchNorm2d`, which holds the same tensors); returns it."""
+    module.requires_grad_(False)
+    for layer in module.modules():
+        if type(layer) is nn.BatchNorm2d:
+            layer.__class__ = FrozenBatchNorm2d  # same state, evaluation mode for good
+            layer.eval()
+    return module
+
+
 def with_backbone(
     model: ResNetForImageClassification, pretrained: ResNetForImageClassification, *, frozen: bool
 ) -> ResNetForImageClassification:
-    """``model`` (a new head) with ``pretrained``'s backbone weights copied in; ``frozen=True`` stops the
-    backbone's gradients, so fine-tuning trains the head alone."""
+    """``model`` (a new head) with ``pretrained``'s backbone weights copied in; ``frozen=True`` fixes the backbone
+    (:func:`freeze`), so fine-tuning trains the head alone on features that stay as pretraining left them."""
     model.resnet.load_state_dict(pretrained.resnet.state_dict())
-    for parameter in model.resnet.parameters():
-        parameter.requires_grad_(not frozen)
+    if frozen:
+        freeze(model.resnet)
     return model
 
 

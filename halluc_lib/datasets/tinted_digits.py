@@ -17,9 +17,6 @@ from sklearn.datasets import load_digits
 
 from ..core.runtime import check_positive_int, check_probability
 
-#: The two tints, as RGB multipliers of the grey digit at strength ``s``: (1, 1−s, 1−s) and (1−s, 1, 1−s).
-TINTS = ("red", "green")
-
 
 @dataclass(frozen=True)
 class Split:
@@ -44,7 +41,8 @@ def split_digits(downstream_size: int, test_size: int, seed: int = 0) -> Split:
 
 
 def palette(strength: float) -> torch.Tensor:
-    """The two tints as a (2, 3) tensor of RGB multipliers; ``strength`` 0 is grey for both, 1 pure red/green."""
+    """The two tints as a (2, 3) tensor of RGB multipliers of the grey digit: reddish (1, 1−s, 1−s) and greenish
+    (1−s, 1, 1−s) at strength ``s``; 0 is grey for both, 1 pure red and green."""
     check_probability("strength", strength)
     return torch.tensor([[1.0, 1 - strength, 1 - strength], [1 - strength, 1.0, 1 - strength]])
 

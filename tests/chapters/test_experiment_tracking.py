@@ -35,3 +35,22 @@ def test_config():
         et.Config(target=1.5)
     with pytest.raises(TypeError, match="config must be an experiment_tracking.Config"):
         et.run({})
+
+
+def test_a_run_logs_to_the_tracker_it_is_given_instead(tmp_path):
+    class Rows:
+        def __init__(self):
+            self.rows, self.closed = [], False
+
+        def log(self, rows, step, prefix):
+            self.rows += [(prefix, step, row) for row in rows]
+
+        def close(self):
+            self.closed = True
+
+    tracker = Rows()
+    et.logged_run(0.3, et.Config(steps=40, eval_every=20), tmp_path / "unused", seed=0, device="cpu", tracker=tracker)
+    assert tracker.closed and not (tmp_path / "unused").exists()
+    assert {(prefix, step) for prefix, step, _ in tracker.rows} >= {("eval", 0), ("eval", 20), ("train", 40)}
+    with pytest.raises(ValueError, match="lr must be a positive number"):
+        et.Config(lr=0)

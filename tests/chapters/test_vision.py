@@ -15,6 +15,12 @@ def test_tiny_resnet_transfer_copies_the_backbone_and_freezes_it_on_request():
     assert not any(p.requires_grad for p in target.resnet.parameters())
     assert all(p.requires_grad for p in target.classifier.parameters())
     images = torch.rand(5, 3, 16, 16)
+    # frozen means frozen: in training mode the batch norms keep normalising with, and keeping, their statistics
+    before = pooled_features(target, images)
+    target.train()
+    target(pixel_values=images * 3 + 1)
+    assert torch.equal(pooled_features(target, images), before)
+    assert all(not m.training for m in target.resnet.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert pooled_features(target, images, batch_size=2).shape == (5, 16)
     assert predict(target, images, batch_size=2).shape == (5,)
     with pytest.raises(ValueError, match="depths must give one block count per width"):
@@ -47,7 +53,7 @@ def test_config_and_arguments():
         vision.Config(agreement=2.0)
     split = split_digits(200, 597)
     with pytest.raises(ValueError, match="backbone must be one of biased, balanced, balanced twin"):
-        vision.pretrain_backbone("scratch", vision.Config(), split)
+        vision.pretrain_backbone("untrained", vision.Config(), split)
     with pytest.raises(ValueError, match="mode must be one of frozen, full"):
         vision.transfer(None, "partial", vision.Config(), {})
     with pytest.raises(TypeError, match="config must be a vision.Config"):
