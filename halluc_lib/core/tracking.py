@@ -51,7 +51,7 @@ class TensorBoardTracker:
     """Logs rows as TensorBoard scalars in ``log_dir`` (created; one folder per run)."""
 
     def __init__(self, log_dir: str | os.PathLike):
-        from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when tracking is on
+        from torch.utils.tensorboard import SummaryWriter  # deferred: loads tensorboard only when tracking is on
 
         self.log_dir = Path(log_dir)
         self.writer = SummaryWriter(log_dir=str(self.log_dir))
@@ -72,7 +72,7 @@ class WandbTracker:
     """Logs rows to Weights & Biases in offline mode: a run folder under ``log_dir``, no account, no network."""
 
     def __init__(self, log_dir: str | os.PathLike, project: str = "hallucination-book", name: str | None = None):
-        import wandb
+        import wandb  # optional: the book does not install it (make_tracker says how)
 
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -108,6 +108,7 @@ def make_tracker(kind: str, log_dir: str | os.PathLike):
 def read_scalars(log_dir: str | os.PathLike) -> pd.DataFrame:
     """Every scalar in the TensorBoard event files under ``log_dir``, read with TensorBoard's own reader
     (``EventAccumulator``), as rows ``tag, step, value`` sorted by tag and step."""
+    # deferred: TensorBoard's reader loads only when a page reads a run back
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     log_dir = Path(log_dir)
