@@ -44,7 +44,7 @@ from ..core.batching import TensorBatches, epoch_rng
 from ..core.classify import concat, model_inputs
 from ..core.ledger import Tradeoff
 from ..core.models import DigitMLP
-from ..core.recipes import Budget, Trained
+from ..core.recipes import CLASSIFIER_PRECISION, Budget, Trained
 from ..core.runtime import Device, check_positive_int, check_probability, check_scale
 from ..core.train import TrainConfig, train
 from ..core.world import Probe
@@ -176,7 +176,7 @@ def train_balanced(
         batches = ResampledBatches(data, sampling_weights=weights, batch_size=batch_size, seed=seed)
     else:
         batches = TensorBatches(data, batch_size=batch_size, seed=seed)
-    config = TrainConfig(steps=steps, lr=lr, weight_decay=0.0, seed=seed)
+    config = TrainConfig(steps=steps, lr=lr, weight_decay=0.0, seed=seed, precision=CLASSIFIER_PRECISION)
     result = train(model, batches, config, device=device, progress=False)
     return Trained(inner.to("cpu").eval(), result)
 

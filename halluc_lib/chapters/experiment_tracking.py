@@ -23,7 +23,8 @@ from ..core import tracking
 from ..core.batching import TensorBatches
 from ..core.classify import accuracy, model_inputs
 from ..core.models import DigitMLP
-from ..core.runtime import Device, check_positive_int, check_probability, check_scale
+from ..core.recipes import CLASSIFIER_PRECISION
+from ..core.runtime import Device, check_positive_int, check_probability, check_scale, check_shares
 from ..core.train import TrainConfig, train
 from ..datasets.digits import domain_shifted_digits
 
@@ -43,10 +44,7 @@ class Config:
     lr: float = 3e-3
 
     def __post_init__(self):
-        if not self.shares:
-            raise ValueError("shares must name at least one minority share")
-        for share in self.shares:
-            check_probability("shares", share)
+        check_shares("shares", self.shares)
         check_positive_int("steps", self.steps)
         check_positive_int("eval_every", self.eval_every)
         check_probability("target", self.target)
@@ -102,6 +100,7 @@ def logged_run(
         seed=seed,
         eval_every=config.eval_every,
         log_every=config.eval_every,
+        precision=CLASSIFIER_PRECISION,
     )
     train(model, batches, schedule, device=device, eval_fn=evaluate, tracker=tracker, progress=False)
 

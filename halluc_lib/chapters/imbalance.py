@@ -15,7 +15,7 @@ from ..core import recipes
 from ..core.classify import confidence_and_correct
 from ..core.metrics import expected_calibration_error
 from ..core.models import DigitMLP
-from ..core.runtime import Device, check_positive_int, check_probability, check_scale
+from ..core.runtime import Device, check_positive_int, check_scale, check_shares
 from ..datasets.digits import domain_shifted_digits
 
 
@@ -27,10 +27,7 @@ class Config:
     steps: int = 600
 
     def __post_init__(self):
-        if not self.shares:
-            raise ValueError("shares must name at least one minority share")
-        for share in self.shares:
-            check_probability("shares", share)
+        check_shares("shares", self.shares)
         check_positive_int("steps", self.steps)
 
     @classmethod

@@ -34,7 +34,7 @@ from torch import nn
 
 from ..core.batching import TensorBatches
 from ..core.files import content_sha256, save_with_card
-from ..core.recipes import Budget
+from ..core.recipes import CLASSIFIER_PRECISION, Budget
 from ..core.runtime import Device, check_positive_int, check_probability, check_scale
 from ..core.train import TrainConfig, train
 
@@ -290,6 +290,7 @@ def train_mf(
         weight_decay=weight_decay,
         warmup_fraction=0.0,
         seed=seed,
+        precision=CLASSIFIER_PRECISION,  # a model this small gains nothing from a CPU's bf16
     )
     result = train(model, batches, config, device=device, progress=False)
     return model.cpu(), result.seconds

@@ -153,19 +153,24 @@ def tint_probe(model, images: dict, *, seed: int = 0) -> float:
     return float(cross_val_score(probe, features, images["tints"].numpy(), cv=5).mean())
 
 
-def score(model, test: dict) -> dict[str, float]:
-    """Downstream accuracy on all, aligned and conflicting test images, the gap, and the tint-swap flip rate."""
-    predicted = predict(model, test["pixel_values"])
-    correct = (predicted == test["groups"]).float()
+def accuracy_by_tint(predicted: torch.Tensor, truth: torch.Tensor, test: dict) -> dict[str, float]:
+    """Accuracy of ``predicted`` against ``truth`` on all, aligned and conflicting test images, and the gap
+    (aligned minus conflicting): an image is aligned when its tint agrees with its digit's group."""
+    correct = (predicted == truth).float()
     aligned = test["tints"] == test["groups"]
-    flipped = (predict(model, swap_tints(test["pixel_values"])) != predicted).float()
     return {
         "accuracy": correct.mean().item(),
         "aligned": correct[aligned].mean().item(),
         "conflicting": correct[~aligned].mean().item(),
         "gap": (correct[aligned].mean() - correct[~aligned].mean()).item(),
-        "tint_flips": flipped.mean().item(),
     }
+
+
+def score(model, test: dict) -> dict[str, float]:
+    """Downstream accuracy on all, aligned and conflicting test images, the gap, and the tint-swap flip rate."""
+    predicted = predict(model, test["pixel_values"])
+    flipped = (predict(model, swap_tints(test["pixel_values"])) != predicted).float()
+    return accuracy_by_tint(predicted, test["groups"], test) | {"tint_flips": flipped.mean().item()}
 
 
 def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: bool = True) -> Run:
@@ -185,16 +190,10 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
         pretrained = (
             pretrain_backbone(backbone, config, split, seed=seed, device=device) if backbone in PRETRAINED else None
         )
-        if pretrained is not None:
-            predicted = predict(pretrained, test["pixel_values"])
-            correct = (predicted == test["digits"]).float()
-            aligned = test["tints"] == test["groups"]
+        if pretrained is not None:  # its ten-digit accuracy, by whether the tint agrees with the digit's group
+            tinted = accuracy_by_tint(predict(pretrained, test["pixel_values"]), test["digits"], test)
             pretraining.append(
-                {
-                    "backbone": backbone,
-                    "aligned": correct[aligned].mean().item(),
-                    "conflicting": correct[~aligned].mean().item(),
-                }
+                {"backbone": backbone, "aligned": tinted["aligned"], "conflicting": tinted["conflicting"]}
             )
         for mode in MODES:
             model = transfer(pretrained, mode, config, downstream, seed=_model_seed(backbone, seed), device=device)

@@ -35,7 +35,7 @@ import torch
 from . import sweeps
 from .files import atomic_write_text
 from .report import glue
-from .runtime import Device
+from .runtime import Device, cpu_has_native_bf16
 
 COMPARISONS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 
@@ -132,8 +132,13 @@ def package_versions(packages: tuple[str, ...] = RECORDED_PACKAGES) -> dict[str,
 
 def machine() -> dict[str, str]:
     """The processor facts that change floating-point results: architecture and the vector instructions torch
-    uses (``AVX512``, ``AVX2``, ``DEFAULT`` …)."""
-    return {"machine": platform.machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    uses (``AVX512``, ``AVX2``, ``DEFAULT`` …), and whether it has native bf16 (then CPU training runs in bf16
+    autocast, :func:`~halluc_lib.core.runtime.autocast_dtype`)."""
+    return {
+        "machine": platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
+    }
 
 
 class Claims:

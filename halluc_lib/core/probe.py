@@ -27,12 +27,11 @@ from .world import ATTRIBUTES, Probe
 IDK_ANSWER = "I don't know"
 
 
-def _groups(prompts: Sequence[str], tokenizer: PreTrainedTokenizerBase) -> dict[int, list[int]]:
-    """Prompt indices grouped by length, so each group is one rectangular batch with no padding."""
-    lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
+def _groups(encoded: Sequence[list[int]]) -> dict[int, list[int]]:
+    """Indices of tokenized prompts grouped by length, so each group is one rectangular batch with no padding."""
     groups: dict[int, list[int]] = defaultdict(list)
-    for i, n in enumerate(lengths):
-        groups[n].append(i)
+    for i, ids in enumerate(encoded):
+        groups[len(ids)].append(i)
     return groups
 
 
@@ -56,9 +55,9 @@ def prompt_logits(
     model.to(device)
     out = torch.empty(len(prompts), model.config.vocab_size)
     eos = tokenizer.eos_token_id
-    for _, idx in sorted(_groups(prompts, tokenizer).items()):
-        ids = tokenizer([prompts[i] for i in idx], add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([[eos, *x] for x in ids])
+    encoded = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]  # once: the most of a small eval
+    for _, idx in sorted(_groups(encoded).items()):
+        ids = torch.tensor([[eos, *encoded[i]] for i in idx])
         for start in range(0, len(idx), batch_size):
             chunk = ids[start : start + batch_size].to(device)
             logits = model(input_ids=chunk, logits_to_keep=1).logits[:, -1, :]  # the head on the last position only

@@ -59,6 +59,16 @@ def check_probability(name: str, value, *, open_low: bool = False, open_high: bo
     return v
 
 
+def check_shares(name: str, shares) -> tuple[float, ...]:
+    """Validate a non-empty sequence of shares, each in [0, 1], and return it as a tuple of floats."""
+    if isinstance(shares, (str, bytes)) or not hasattr(shares, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of numbers in [0, 1]; got {type(shares).__name__}")
+    shares = tuple(shares)
+    if not shares:
+        raise ValueError(f"{name} must name at least one share")
+    return tuple(check_probability(name, share) for share in shares)
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Turn ``"auto"`` into the best available device (cuda, then mps, then cpu) and check explicit ones.
 
@@ -110,9 +120,45 @@ def set_threads(threads: int | None = None) -> int:
     return threads
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """The mixed-precision dtype used on ``device``: bf16 on CUDA, none (full fp32) elsewhere."""
-    return torch.bfloat16 if torch.device(device).type == "cuda" else None
+#: What a training run's ``precision`` accepts: ``"auto"`` (bf16 autocast where the hardware multiplies bf16
+#: natively — CUDA, and CPUs with AVX-512 BF16 or AMX — fp32 elsewhere), ``"cuda-bf16"`` (bf16 on CUDA only: for
+#: models too small to gain from bf16 on a CPU), ``"fp32"`` or ``"bf16"`` (forced).
+PRECISIONS = ("auto", "cuda-bf16", "fp32", "bf16")
+
+
+def check_precision(precision: str) -> str:
+    """Return ``precision`` if it is one of :data:`PRECISIONS`, else raise a ``ValueError`` naming them."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}")
+    return precision
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX tiles).
+
+    There a bf16 matrix product runs about four times faster than an fp32 one (measured on the book's 2-core
+    machine: ~700 against ~170 GFLOP/s); on CPUs without it bf16 is emulated and slower than fp32.
+    """
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, but stable since torch 2.1
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The mixed-precision dtype training uses on ``device``: ``None`` means full fp32.
+
+    ``"auto"``: bf16 on CUDA and on a CPU with native bf16 (:func:`cpu_has_native_bf16`), fp32 elsewhere (MPS,
+    older CPUs); ``"cuda-bf16"``: bf16 on CUDA only; ``"fp32"`` and ``"bf16"`` force one. Weights, optimizer state
+    and the loss stay fp32 either way.
+    """
+    kind = torch.device(device).type
+    if check_precision(precision) == "fp32":
+        return None
+    if precision == "bf16" or kind == "cuda":
+        return torch.bfloat16
+    if precision == "auto" and kind == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from transformers import PreTrainedTokenizerBase
 from ..core import recipes
 from ..core.files import content_sha256, load_shipped, save_with_card
 from ..core.recipes import ModelSize
-from ..core.runtime import Device, check_positive_int, check_probability, check_scale
+from ..core.runtime import Device, check_positive_int, check_probability, check_scale, check_shares
 from ..core.tokenizer import build_tokenizer
 
 DOMAINS = ("general", "finance")
@@ -203,10 +203,7 @@ class PretrainConfig:
     def __post_init__(self):
         for name in ("sentences", "steps", "batch_size"):
             check_positive_int(name, getattr(self, name))
-        if not self.finance_shares:
-            raise ValueError("finance_shares must name at least one share")
-        for share in self.finance_shares:
-            check_probability("finance_shares", share)
+        check_shares("finance_shares", self.finance_shares)
         check_probability("mask_probability", self.mask_probability, open_low=True)
 
     @classmethod

@@ -140,18 +140,26 @@ def _number(x) -> str:
 
 
 def environment_markdown(records: list[dict]) -> str:
-    """The package versions and processor of the runs (what else, besides hardware, can change a result)."""
+    """The package versions and processor of the runs (what else, besides hardware, can change a result); a
+    processor with native bf16 trains in bf16 autocast (:func:`~halluc_lib.core.runtime.autocast_dtype`)."""
     seen = {}
     for r in records:
         key = json.dumps(
-            {"packages": r.get("packages"), "cpu": r.get("cpu_capability"), "arch": r.get("machine")}, sort_keys=True
+            {
+                "packages": r.get("packages"),
+                "cpu": r.get("cpu_capability"),
+                "arch": r.get("machine"),
+                "bf16": r.get("cpu_native_bf16"),
+            },
+            sort_keys=True,
         )
         seen.setdefault(key, []).append(r["page"])
     lines = ["| packages | processor | pages |", "|---|---|---|"]
     for key, pages in seen.items():
         env = json.loads(key)
         packages = ", ".join(f"{k} {v}" for k, v in (env["packages"] or {}).items())
-        lines.append(f"| {packages or '—'} | {env['arch'] or '—'} ({env['cpu'] or '—'}) | {len(pages)} |")
+        bf16 = {True: ", native bf16", False: ", no native bf16"}.get(env["bf16"], "")
+        lines.append(f"| {packages or '—'} | {env['arch'] or '—'} ({env['cpu'] or '—'}{bf16}) | {len(pages)} |")
     return "\n".join(lines) + "\n"
 
 

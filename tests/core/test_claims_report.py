@@ -48,6 +48,7 @@ def test_claims_record_for_the_status_page(tmp_path, monkeypatch):
     assert data["measurements"] == {"gain": 0.25}
     assert data["packages"]["torch"].startswith("2.") and set(data["packages"]) == set(claims.RECORDED_PACKAGES)
     assert data["cpu_capability"] and data["machine"]
+    assert data["cpu_native_bf16"] == runtime.cpu_has_native_bf16()  # whether CPU training ran in bf16
     assert data["ran_on"] == "cpu"  # where it ran: where it was asked to, unless the page says otherwise
     elsewhere = claims.Claims("ch_test", runtime.setup(device="cpu", threads=1), ran_on="meta").record()
     assert (elsewhere["device"], elsewhere["ran_on"]) == ("cpu", "meta")

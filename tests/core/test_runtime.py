@@ -67,12 +67,35 @@ def test_validators():
         runtime.check_probability("p", "x")
 
 
-def test_autocast_dtype():
-    assert runtime.autocast_dtype(torch.device("cpu")) is None
-    assert runtime.autocast_dtype(torch.device("cuda")) == torch.bfloat16
+def test_autocast_dtype_follows_the_hardware_unless_forced(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert runtime.autocast_dtype(cuda) == torch.bfloat16
+    assert runtime.autocast_dtype(cuda, "fp32") is None
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    assert runtime.autocast_dtype(cpu) is None
+    assert runtime.autocast_dtype(cpu, "bf16") == torch.bfloat16
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    assert runtime.autocast_dtype(cpu) == torch.bfloat16
+    assert runtime.autocast_dtype(cpu, "fp32") is None
+    assert (
+        runtime.autocast_dtype(cpu, "cuda-bf16") is None and runtime.autocast_dtype(cuda, "cuda-bf16") == torch.bfloat16
+    )
+    assert runtime.autocast_dtype(torch.device("mps")) is None
+    with pytest.raises(ValueError, match=r"precision must be one of \('auto', 'cuda-bf16', 'fp32', 'bf16'\)"):
+        runtime.autocast_dtype(cpu, "fp16")
 
 
 def test_model_device_reads_the_weights_device():
     assert runtime.model_device(torch.nn.Linear(2, 2)) == torch.device("cpu")
     with pytest.raises(ValueError, match="no parameters"):
         runtime.model_device(torch.nn.ReLU())
+
+
+def test_check_shares_names_the_parameter():
+    assert runtime.check_shares("shares", [0.01, 1]) == (0.01, 1.0)
+    with pytest.raises(ValueError, match="shares must name at least one share"):
+        runtime.check_shares("shares", ())
+    with pytest.raises(ValueError, match=r"finance_shares must be in \[0, 1\]; got 1.5"):
+        runtime.check_shares("finance_shares", (0.1, 1.5))
+    with pytest.raises(TypeError, match="shares must be a sequence of numbers"):
+        runtime.check_shares("shares", 0.3)

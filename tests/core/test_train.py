@@ -126,6 +126,62 @@ def test_time_budget_stops_early(tokenizer, lm_batches):
     assert not result.finished and 0 < result.steps < 10_000
 
 
+@pytest.mark.parametrize(("precision", "attention"), [("bf16", "eager"), ("fp32", "sdpa")])
+def test_cpu_training_in_bf16_uses_eager_attention_and_gives_the_model_its_own_back(
+    tokenizer, lm_batches, precision, attention
+):
+    model = _model(tokenizer)
+    assert model.config._attn_implementation == "sdpa"
+    seen = []
+    train.train(
+        model,
+        lm_batches,
+        train.TrainConfig(steps=2, eval_every=1, precision=precision),
+        device="cpu",
+        eval_fn=lambda m, s: seen.append(m.config._attn_implementation),
+        progress=False,
+    )
+    assert seen and set(seen) == {attention}
+    assert model.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_precision_sets_the_autocast_of_the_forward_pass(tokenizer, lm_batches, precision, monkeypatch):
+    seen = []
+    forward = torch.nn.Linear.forward
+
+    def spy(self, x):
+        seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"))
+        return forward(self, x)
+
+    monkeypatch.setattr(torch.nn.Linear, "forward", spy)
+    model = _model(tokenizer)
+    result = train.train(
+        model, lm_batches, train.TrainConfig(steps=2, precision=precision), device="cpu", progress=False
+    )
+    assert set(seen) == ({False} if precision == "fp32" else {torch.bfloat16})
+    assert all(p.dtype == torch.float32 for p in model.parameters()) and result.history.loss.notna().all()
+
+
+def test_tracker_is_closed_when_training_fails(tokenizer, lm_batches):
+    class Tracker:
+        closed = False
+
+        def log(self, rows, step, prefix):
+            pass
+
+        def close(self):
+            Tracker.closed = True
+
+    def broken_eval(model, step):
+        raise RuntimeError("evaluation broke")
+
+    config = train.TrainConfig(steps=4, eval_every=2)
+    with pytest.raises(RuntimeError, match="evaluation broke"):
+        train.train(_model(tokenizer), lm_batches, config, device="cpu", eval_fn=broken_eval, tracker=Tracker())
+    assert Tracker.closed
+
+
 def test_eval_rows_may_be_a_dataframe_or_list(tokenizer, lm_batches):
     import pandas as pd
 
@@ -151,6 +207,7 @@ def test_eval_rows_may_be_a_dataframe_or_list(tokenizer, lm_batches):
         ({"steps": 5, "grad_clip": -1}, "grad_clip"),
         ({"steps": 5, "weight_decay": -1}, "weight_decay"),
         ({"steps": 5, "eval_every": 0}, "eval_every must be > 0"),
+        ({"steps": 5, "precision": "fp16"}, r"precision must be one of \('auto', 'cuda-bf16'"),
     ],
 )
 def test_config_bad_input(kwargs, message):

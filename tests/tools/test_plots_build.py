@@ -65,6 +65,11 @@ def test_status_page_and_staging(tmp_path):
     piped = _record("p")
     piped["claims"][0]["name"] = "|a - b|"
     assert "| p | \\|a - b\\| | 0.95 | >= 0.9 |" in build.status_markdown([piped])
+    machine = {"machine": "x86_64", "cpu_capability": "AVX512"}
+    native = build.environment_markdown([_record("a") | machine | {"cpu_native_bf16": True}])
+    emulated = build.environment_markdown([_record("b") | machine | {"cpu_native_bf16": False}])
+    assert "x86_64 (AVX512, native bf16)" in native and "x86_64 (AVX512, no native bf16)" in emulated
+    assert "x86_64 (AVX512) |" in build.environment_markdown([_record("c") | machine])  # records made before it
     moved = _record("m") | {"device": "cuda:0", "ran_on": "cpu"}
     assert "| m | " in build.status_markdown([moved]) and "cpu (asked: cuda:0)" in build.status_markdown([moved])
     site = build.stage(tmp_path / "site", executed)
