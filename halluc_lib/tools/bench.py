@@ -12,6 +12,12 @@ of the peak rate, the fused AdamW. Both models are built outside the timed regio
 ``Trainer`` construction) is timed separately and reported. Both must reach the same mean training loss within
 :data:`LOSS_TOLERANCE`, so neither is faster by doing less.
 
+Both train in the same precision: bf16 autocast where the hardware multiplies bf16 natively (a GPU; a CPU with
+AVX-512 BF16 or AMX), fp32 elsewhere (:func:`halluc_lib.core.runtime.autocast_dtype`; ``--precision`` forces one).
+In bf16 on a CPU the book's loop computes attention with plain matrix products ("eager"), which beats SDPA's CPU
+kernel for heads this small; the Trainer runs the model as transformers builds it (SDPA). So that the reader can
+see how much of the difference that choice makes, the Trainer is also run once more with eager attention.
+
 Throughput alone does not travel between machines; the fraction of the machine's peak does. Each side's model
 FLOP/s (:func:`training_flops`) is divided by the matmul peak measured in the same run, on the same device and
 dtype (:func:`matmul_peak_flops`).
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from functools import partial
 
 import pandas as pd
 import torch
@@ -37,10 +44,9 @@ from ..core.world import bucket_world, build_corpus
 LOSS_TOLERANCE = 0.05
 
 
-def matmul_peak_flops(device: str = "cpu", size: int = 1024, seconds: float = 0.5) -> float:
-    """FLOP/s of a large square matmul on ``device`` (fp32 on the CPU, bf16 on CUDA): the machine's practical peak
-    for the work a transformer does, measured now, under the same thread settings as the loops."""
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+def matmul_peak_flops(device: str = "cpu", dtype: torch.dtype = torch.float32, size: int = 1024, seconds=0.5) -> float:
+    """FLOP/s of a large square matmul on ``device`` in ``dtype`` (the loops' compute dtype): the machine's practical
+    peak for the work a transformer does, measured now, under the same thread settings as the loops."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     a @ b  # warm-up
@@ -81,18 +87,23 @@ def _log_every(steps: int) -> int:
     return next(d for d in (25, 10, 5, 1) if steps % d == 0)
 
 
-def run_ours(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int, device: str = "cpu") -> dict:
+OURS, TRAINER, TRAINER_EAGER = "halluc_lib.core.train", "transformers.Trainer", "transformers.Trainer, eager attention"
+
+
+def run_ours(
+    tok, docs, *, steps: int, batch_size: int, lr: float, seed: int, device: str = "cpu", precision: str = "auto"
+) -> dict:
     """Throughput of :func:`halluc_lib.core.train.train` on these documents."""
     model = _model(tok, seed)
     start = time.perf_counter()
     batches = batching.LMBatches(docs, batch_size=batch_size, eos_id=tok.eos_token_id, seed=seed)
-    config = TrainConfig(steps=steps, lr=lr, log_every=_log_every(steps), seed=seed)
+    config = TrainConfig(steps=steps, lr=lr, log_every=_log_every(steps), seed=seed, precision=precision)
     setup = time.perf_counter() - start
     start = time.perf_counter()
     result = train(model, batches, config, device=device, progress=False)
     wall = time.perf_counter() - start
     return {
-        "loop": "halluc_lib.core.train",
+        "loop": OURS,
         "tokens": result.tokens,
         "seconds": wall,
         "setup_seconds": setup,
@@ -101,9 +112,21 @@ def run_ours(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int, de
     }
 
 
-def run_trainer(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int, device: str = "cpu") -> dict:
+def run_trainer(
+    tok,
+    docs,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: str = "cpu",
+    precision: str = "auto",
+    attention: str | None = None,
+) -> dict:
     """Throughput of ``transformers.Trainer``, tuned as a careful user would (see the module docstring), on the
-    same documents. On CUDA it trains in bf16 autocast, as the book's loop does there; elsewhere in fp32."""
+    same documents, in the precision the book's loop uses (bf16 autocast where native); ``attention`` sets the
+    model's attention implementation (default: transformers' own choice, SDPA)."""
 
     dataset = [{"input_ids": [tok.eos_token_id, *d]} for d in docs]
     counted = {"tokens": 0, "slots": 0}
@@ -123,6 +146,9 @@ def run_trainer(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int,
         return {"input_ids": ids, "labels": labels}
 
     model = _model(tok, seed)
+    if attention is not None:
+        model.set_attn_implementation(attention)
+    bf16 = runtime.autocast_dtype(torch.device(device), precision) is not None
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
             output_dir=out,
@@ -141,7 +167,7 @@ def run_trainer(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int,
             save_strategy="no",
             report_to=[],
             use_cpu=device == "cpu",
-            bf16=device == "cuda",
+            bf16=bf16,
             dataloader_num_workers=0,
             disable_tqdm=True,
             seed=seed,
@@ -154,7 +180,7 @@ def run_trainer(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int,
         output = trainer.train()
         wall = time.perf_counter() - start
     return {
-        "loop": "transformers.Trainer",
+        "loop": TRAINER if attention is None else TRAINER_EAGER,
         "tokens": counted["tokens"],
         "seconds": wall,
         "setup_seconds": setup,
@@ -170,24 +196,35 @@ def benchmark(
     lr: float = 3e-3,
     seed: int = 0,
     device: str = "cpu",
+    precision: str = "auto",
 ) -> pd.DataFrame:
-    """Alternate the two loops ``repeats`` times each on ``device``; one row per run with tokens/s."""
+    """Alternate the loops ``repeats`` times each on ``device`` in ``precision``; one row per run with tokens/s.
+
+    The loops: the book's, the tuned Trainer, and — where the book's loop switches to eager attention (bf16 on a
+    CPU) — the tuned Trainer with eager attention too."""
     device = runtime.resolve_device(device).type
     runtime.check_positive_int("steps", steps)
     runtime.check_positive_int("batch_size", batch_size)
     runtime.check_positive_int("repeats", repeats)
+    amp = runtime.autocast_dtype(torch.device(device), runtime.check_precision(precision))
 
     hf_logging.set_verbosity_error()
     tok, docs = _setup(seed)
-    peak = matmul_peak_flops(device)
+    peak = matmul_peak_flops(device, amp or torch.float32)
+    runs = [run_ours, run_trainer]
+    if device == "cpu" and amp is not None:
+        runs.append(partial(run_trainer, attention="eager"))
     rows = []
     for r in range(repeats):
-        for run in (run_ours, run_trainer):
-            row = run(tok, docs, steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device)
+        for run in runs:
+            row = run(
+                tok, docs, steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, precision=precision
+            )
             flops_per_s = row["flops"] / row["seconds"]
             rows.append(
                 {
                     "repeat": r,
+                    "precision": "bf16" if amp is not None else "fp32",
                     **row,
                     "tokens_per_s": row["tokens"] / row["seconds"],
                     "flops_per_s": flops_per_s,
@@ -201,8 +238,9 @@ def benchmark(
 def summarize(rows: pd.DataFrame, tolerance: float = LOSS_TOLERANCE) -> dict:
     """Median tokens/s and fraction of peak of each loop, their ratio (ours / Trainer), and the loss check."""
     med = rows.groupby("loop")[["tokens_per_s", "fraction_of_peak", "mean_loss", "setup_seconds"]].median()
-    ours, theirs = med.loc["halluc_lib.core.train"], med.loc["transformers.Trainer"]
+    ours, theirs = med.loc[OURS], med.loc[TRAINER]
     loss_gap = abs(ours.mean_loss - theirs.mean_loss) / theirs.mean_loss
+    eager = med.loc[TRAINER_EAGER] if TRAINER_EAGER in med.index else None
     return {
         "ours_tokens_per_s": float(ours.tokens_per_s),
         "trainer_tokens_per_s": float(theirs.tokens_per_s),
@@ -215,6 +253,7 @@ def summarize(rows: pd.DataFrame, tolerance: float = LOSS_TOLERANCE) -> dict:
         "same_loss": bool(loss_gap <= tolerance),
         "ours_setup_seconds": float(ours.setup_seconds),
         "trainer_setup_seconds": float(theirs.setup_seconds),
+        "ratio_to_eager_trainer": None if eager is None else float(ours.tokens_per_s / eager.tokens_per_s),
     }
 
 
@@ -224,10 +263,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", help='"cpu", "cuda", "mps" or "auto" (default: cpu)')
+    parser.add_argument("--precision", default="auto", help=f"one of {runtime.PRECISIONS} (default: auto)")
     args = parser.parse_args(argv)
     runtime.set_threads()
-    rows = benchmark(steps=args.steps, batch_size=args.batch_size, repeats=args.repeats, device=args.device)
-    print(f"device: {runtime.resolve_device(args.device)}")
+    rows = benchmark(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        repeats=args.repeats,
+        device=args.device,
+        precision=args.precision,
+    )
+    precision = rows.precision.iloc[0] if "precision" in rows else args.precision
+    print(f"device: {runtime.resolve_device(args.device)}, precision: {precision}")
     print(rows.round(3).to_string(index=False))
     s = summarize(rows)
     print(
@@ -241,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         f"(differ by {s['loss_gap']:.1%}; tolerance {LOSS_TOLERANCE:.0%}): "
         f"{'same work' if s['same_loss'] else 'NOT the same work'}"
     )
+    if s.get("ratio_to_eager_trainer") is not None:
+        print(f"against the Trainer also given eager attention: {s['ratio_to_eager_trainer']:.2f}x")
     return 0 if s["same_loss"] else 1
 
 

@@ -6,9 +6,14 @@ import pytest
 from halluc_lib.tools import bench
 
 
-def test_benchmark_runs_both_loops_on_the_same_work():
+def test_benchmark_runs_the_loops_on_the_same_work_in_the_same_precision(monkeypatch):
+    monkeypatch.setattr(bench.runtime, "cpu_has_native_bf16", lambda: True)  # as on the book's machine
     rows = bench.benchmark(steps=4, batch_size=4, repeats=1)
-    assert set(rows.loop) == {"halluc_lib.core.train", "transformers.Trainer"}
+    assert set(rows.loop) == {bench.OURS, bench.TRAINER, bench.TRAINER_EAGER} and set(rows.precision) == {"bf16"}
+    assert bench.summarize(rows)["ratio_to_eager_trainer"] > 0
+    rows = bench.benchmark(steps=4, batch_size=4, repeats=1, precision="fp32")
+    assert set(rows.loop) == {bench.OURS, bench.TRAINER} and set(rows.precision) == {"fp32"}
+    assert bench.summarize(rows)["ratio_to_eager_trainer"] is None
     # the same documents, batch size and steps: real tokens agree to within the length spread of 16 documents
     tokens = rows.set_index("loop").tokens
     assert abs(tokens["halluc_lib.core.train"] - tokens["transformers.Trainer"]) < 0.5 * tokens.max()
@@ -70,6 +75,8 @@ def test_main_prints_the_ratio_the_fractions_of_peak_and_the_loss_check(capsys, 
     assert bench.main(["--steps", "1"]) == 1  # not the same work: the comparison does not count
 
 
-def test_benchmark_names_the_device_it_rejects():
+def test_benchmark_names_the_device_and_precision_it_rejects():
     with pytest.raises(ValueError, match="device"):
         bench.benchmark(steps=1, device="tpu")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        bench.benchmark(steps=1, precision="fp8")
