@@ -206,7 +206,7 @@ def benchmark(
     runtime.check_positive_int("steps", steps)
     runtime.check_positive_int("batch_size", batch_size)
     runtime.check_positive_int("repeats", repeats)
-    amp = runtime.autocast_dtype(torch.device(device), runtime.check_precision(precision))
+    amp = runtime.autocast_dtype(torch.device(device), precision)  # checks precision too
 
     hf_logging.set_verbosity_error()
     tok, docs = _setup(seed)
@@ -273,8 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         precision=args.precision,
     )
-    precision = rows.precision.iloc[0] if "precision" in rows else args.precision
-    print(f"device: {runtime.resolve_device(args.device)}, precision: {precision}")
+    print(f"device: {runtime.resolve_device(args.device)}, precision: {rows.precision.iloc[0]}")
     print(rows.round(3).to_string(index=False))
     s = summarize(rows)
     print(

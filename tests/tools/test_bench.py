@@ -66,12 +66,14 @@ def test_log_interval_divides_steps():
 
 
 def test_main_prints_the_ratio_the_fractions_of_peak_and_the_loss_check(capsys, monkeypatch):
-    fake = _rows(10.0, 5.0, 1.0, 1.0).assign(peak_flops_per_s=1e10)
+    fake = _rows(10.0, 5.0, 1.0, 1.0).assign(peak_flops_per_s=1e10, precision="fp32")
     monkeypatch.setattr(bench, "benchmark", lambda **kw: fake)
     assert bench.main(["--steps", "1"]) == 0
     out = capsys.readouterr().out
+    assert "precision: fp32" in out
     assert "ratio: 2.00x" in out and "ours 20.0%, Trainer 10.0%" in out and "same work" in out
-    monkeypatch.setattr(bench, "benchmark", lambda **kw: _rows(10.0, 5.0, 1.0, 2.0).assign(peak_flops_per_s=1e10))
+    unequal = _rows(10.0, 5.0, 1.0, 2.0).assign(peak_flops_per_s=1e10, precision="fp32")
+    monkeypatch.setattr(bench, "benchmark", lambda **kw: unequal)
     assert bench.main(["--steps", "1"]) == 1  # not the same work: the comparison does not count
 
 
