@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..core import ledger
+from ..core.execute import execute_page
 from ..core.ledger import PAGES, Tradeoff
 from ..core.runtime import Device, check_scale
 
@@ -24,18 +25,10 @@ def missing_pages(tradeoffs: list[Tradeoff]) -> list[str]:
 
 def run_pages(pages, book_dir: str | Path = ".", **parameters) -> None:
     """Execute the notebooks ``pages`` (with papermill, one at a time) so that they record their trade-offs."""
-    import papermill  # deferred: a heavy optional dependency (the book extra), needed only when a record is missing
-
     book_dir = Path(book_dir)
     with tempfile.TemporaryDirectory() as out:
         for page in pages:
-            papermill.execute_notebook(
-                str(book_dir / f"{page}.ipynb"),
-                str(Path(out) / f"{page}.ipynb"),
-                parameters=parameters,
-                cwd=str(book_dir),
-                progress_bar=False,
-            )
+            execute_page(book_dir / f"{page}.ipynb", Path(out) / f"{page}.ipynb", parameters=parameters)
 
 
 def section(page: str) -> str:

@@ -15,8 +15,9 @@ of the peak rate, the fused AdamW. Both models are built outside the timed regio
 Both train in the same precision: bf16 autocast where the hardware multiplies bf16 natively (a GPU; a CPU with
 AVX-512 BF16 or AMX), fp32 elsewhere (:func:`halluc_lib.core.runtime.autocast_dtype`; ``--precision`` forces one).
 In bf16 on a CPU the book's loop computes attention with plain matrix products ("eager"), which beats SDPA's CPU
-kernel for heads this small; the Trainer runs the model as transformers builds it (SDPA). So that the reader can
-see how much of the difference that choice makes, the Trainer is also run once more with eager attention.
+kernel for heads this small (:func:`halluc_lib.core.train.attention_for`); the Trainer runs the model as
+transformers builds it (SDPA). So that the reader can see how much of the difference that choice makes, wherever
+the book's loop makes it the Trainer is also run once more inside the same ``attention_for``.
 
 Throughput alone does not travel between machines; the fraction of the machine's peak does. Each side's model
 FLOP/s (:func:`training_flops`) is divided by the matmul peak measured in the same run, on the same device and
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from contextlib import nullcontext
 from functools import partial
 
 import pandas as pd
@@ -37,7 +39,7 @@ from transformers.utils import logging as hf_logging
 
 from ..core import batching, models, runtime
 from ..core.tokenizer import world_tokenizer
-from ..core.train import TrainConfig, train
+from ..core.train import TrainConfig, attention_for, train
 from ..core.world import bucket_world, build_corpus
 
 #: Largest relative difference between the two loops' mean training losses for the comparison to count.
@@ -122,11 +124,12 @@ def run_trainer(
     seed: int,
     device: str = "cpu",
     precision: str = "auto",
-    attention: str | None = None,
+    book_attention: bool = False,
 ) -> dict:
     """Throughput of ``transformers.Trainer``, tuned as a careful user would (see the module docstring), on the
-    same documents, in the precision the book's loop uses (bf16 autocast where native); ``attention`` sets the
-    model's attention implementation (default: transformers' own choice, SDPA)."""
+    same documents, in the precision the book's loop uses (bf16 autocast where native); with ``book_attention``
+    it trains inside the book loop's attention choice (:func:`~halluc_lib.core.train.attention_for`), otherwise
+    with transformers' own (SDPA)."""
 
     dataset = [{"input_ids": [tok.eos_token_id, *d]} for d in docs]
     counted = {"tokens": 0, "slots": 0}
@@ -146,9 +149,7 @@ def run_trainer(
         return {"input_ids": ids, "labels": labels}
 
     model = _model(tok, seed)
-    if attention is not None:
-        model.set_attn_implementation(attention)
-    bf16 = runtime.autocast_dtype(torch.device(device), precision) is not None
+    amp = runtime.autocast_dtype(torch.device(device), precision)
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
             output_dir=out,
@@ -167,7 +168,7 @@ def run_trainer(
             save_strategy="no",
             report_to=[],
             use_cpu=device == "cpu",
-            bf16=bf16,
+            bf16=amp is not None,
             dataloader_num_workers=0,
             disable_tqdm=True,
             seed=seed,
@@ -177,16 +178,25 @@ def run_trainer(
         trainer.remove_callback(PrinterCallback)  # no per-log print: the book's loop prints nothing either
         setup = time.perf_counter() - start
         start = time.perf_counter()
-        output = trainer.train()
+        with attention_for(model, torch.device(device), amp) if book_attention else nullcontext():
+            output = trainer.train()
         wall = time.perf_counter() - start
     return {
-        "loop": TRAINER if attention is None else TRAINER_EAGER,
+        "loop": TRAINER_EAGER if book_attention else TRAINER,
         "tokens": counted["tokens"],
         "seconds": wall,
         "setup_seconds": setup,
         "mean_loss": output.training_loss,
         "flops": training_flops(model, counted["tokens"], counted["slots"] / (steps * batch_size)),
     }
+
+
+def _book_switches_attention(tok, seed: int, device: str, amp: torch.dtype | None) -> bool:
+    """Whether the book's loop trains this model with another attention than transformers' default."""
+    model = _model(tok, seed)
+    default = model.config._attn_implementation
+    with attention_for(model, torch.device(device), amp):
+        return model.config._attn_implementation != default
 
 
 def benchmark(
@@ -212,8 +222,8 @@ def benchmark(
     tok, docs = _setup(seed)
     peak = matmul_peak_flops(device, amp or torch.float32)
     runs = [run_ours, run_trainer]
-    if device == "cpu" and amp is not None:
-        runs.append(partial(run_trainer, attention="eager"))
+    if _book_switches_attention(tok, seed, device, amp):
+        runs.append(partial(run_trainer, book_attention=True))
     rows = []
     for r in range(repeats):
         for run in runs:

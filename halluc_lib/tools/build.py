@@ -19,10 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-import papermill
-
 from ..core import sweeps
 from ..core.claims import RECORD_ENV
+from ..core.execute import execute_page
 from ..core.files import atomic_write_text
 from ..core.findings import checks_claims
 from ..core.sweeps import SWEEP_DIR
@@ -59,14 +58,7 @@ def execute(out: Path = BUILD / "executed", root: Path = ROOT, parameters: dict 
         print(f"executing {rel} ...", flush=True)
         start = time.perf_counter()
         try:
-            papermill.execute_notebook(
-                str(nb),
-                str(target),
-                parameters=parameters or {},
-                cwd=str(nb.parent),
-                kernel_name="python3",
-                progress_bar=False,
-            )
+            execute_page(nb, target, parameters=parameters)
         finally:
             os.environ.pop(RECORD_ENV, None)
         seconds = time.perf_counter() - start

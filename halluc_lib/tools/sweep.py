@@ -23,10 +23,9 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-import papermill
-
 from ..core import sweeps
 from ..core.claims import RECORD_ENV
+from ..core.execute import execute_page
 from ..core.files import atomic_write_text
 from ..core.runtime import check_positive_int, check_scale
 from .build import BUILD, ROOT, experiment_notebooks
@@ -86,14 +85,7 @@ def run_page(notebook: Path, *, seed: int, scale: str, device: str, out: Path) -
     start = time.perf_counter()
     error = None
     try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(out / f"{page}.ipynb"),
-            parameters={"seed": seed, "scale": scale, "device": device},
-            cwd=str(notebook.parent),
-            kernel_name="python3",
-            progress_bar=False,
-        )
+        execute_page(notebook, out / f"{page}.ipynb", parameters={"seed": seed, "scale": scale, "device": device})
     except Exception as exc:  # a failing claim or a broken cell: recorded, the sweep goes on
         error = str(exc).strip().splitlines()[-1][:500] if str(exc).strip() else type(exc).__name__
     finally:
