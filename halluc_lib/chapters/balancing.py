@@ -138,10 +138,9 @@ class ResampledBatches(TensorBatches):
             raise ValueError("sampling_weights must hold one non-negative weight per example, not all zero")
         self.p = (w / w.sum()).numpy()
 
-    def batch(self, epoch: int, index: int):
-        draws = epoch_rng(self.seed, epoch).choice(self.n, size=self.n, p=self.p)
-        rows = torch.from_numpy(draws[index * self.batch_size : (index + 1) * self.batch_size])
-        return {k: v[rows] for k, v in self.tensors.items()}
+    def epoch_rows(self, epoch: int) -> np.ndarray:
+        """``n`` examples drawn with replacement, with probability proportional to their weights."""
+        return epoch_rng(self.seed, epoch).choice(self.n, size=self.n, p=self.p)
 
 
 def train_balanced(

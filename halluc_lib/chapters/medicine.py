@@ -115,13 +115,17 @@ class Config:
     """The corpus (notes, drug orders, formulary passages) and the model that pretrains on it."""
 
     n_notes: int = 4000
-    south_share: float = 0.1  # at 0.05 the header is learned in some seeds only within `steps` (measured)
+    # at 0.05 the header was learned in some seeds only within `steps`; at 0.10, trained in bf16, seed 4 had not
+    # learned it after 1,000 steps (it read every south abbreviation the northern way); at 0.12 every seed had
+    south_share: float = 0.12
     n_drugs: int = 300
     n_new_drugs: int = 100  # drugs the pretraining text never mentions (approved after it was written)
     max_mentions: int = 32
     n_formulary: int = 2000  # formulary passages about other drugs, where the dose can only be read
     dictionary_coverage: float = 0.75  # share of the abbreviations in the south hospital's own list
-    steps: int = 1000  # at 700, reading a dose from the formulary was learned in some seeds only (seed 3: not yet)
+    # reading a dose from the formulary is learned suddenly: at 700 steps in some seeds only, at 1,000 (bf16, 12%
+    # south notes) in all but seed 3, at 1,200 in all five
+    steps: int = 1200
     batch_size: int = 64
     lr: float = 3e-3
     size: ModelSize = ModelSize()
@@ -136,7 +140,7 @@ class Config:
 
     @classmethod
     def for_scale(cls, scale: str = "quick") -> Config:
-        """Quick: 4,000 notes, 300 drugs, 1,000 steps of the quick model; full: 30,000 notes, 1,500 drugs, 6,000
+        """Quick: 4,000 notes, 300 drugs, 1,200 steps of the quick model; full: 30,000 notes, 1,500 drugs, 6,000
         steps of the full model."""
         if check_scale(scale) == "quick":
             return cls()
@@ -264,10 +268,6 @@ def pretrain_notes_model(
         device=device,
         cache_key=key if cache else None,
         progress=progress,
-        # fp32 on the CPU, bf16 on a GPU (as before CPU bf16 existed): in CPU bf16, at seed 4 of the quick sweep,
-        # the header model had not learned the south hospital's header within the steps (it read every south
-        # abbreviation the northern way, as the no-header model does), so the page's first claim showed nothing
-        precision="cuda-bf16",
     )
     return trained.model.eval()
 

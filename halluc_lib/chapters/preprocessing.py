@@ -17,8 +17,9 @@ different effects, each measured in chapter 4.5:
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -115,58 +116,89 @@ def out_of_fold_label_probability(train_fold, data: dict, *, folds: int = 2, see
     return prob
 
 
-def filter_label_noise(
-    *,
-    n_train: int = 3000,
-    label_noise: float = 0.3,
-    steps: int = 400,
-    threshold: float = 0.5,
-    seed: int = 0,
-    device: Device = "auto",
-) -> tuple[pd.DataFrame, dict]:
-    """Train the review classifier of chapter 4.2 on labels with ``label_noise`` flipped, with and without
-    dropping the examples whose out-of-fold probability of their given label is below ``threshold``.
+@dataclass
+class NoisyReviews:
+    """Chapter 4.2's reviews with ``label_noise`` of the labels flipped, and the out-of-fold probability of every
+    given label: everything the label filter needs, at any threshold, without retraining the out-of-fold models.
+
+    ``unfiltered`` (trained once, on first use) is the classifier trained on all the noisy examples."""
+
+    data: dict  # encoded training sentences with their given labels
+    test: dict  # clean test sentences
+    flipped: np.ndarray  # which given labels are wrong
+    close: np.ndarray  # reviews won by a single word
+    label_probability: np.ndarray  # out of fold, of the given label
+    filter_seconds: float  # training time of the out-of-fold models
+    fit: Callable[[dict], recipes.Trained]  # trains the page's classifier on a subset of ``data``
+
+    def train_and_score(self, keep: np.ndarray, name: str) -> dict:
+        """Train on the examples ``keep`` marks; their count and noise, the clean test accuracy and ECE, and the
+        training time."""
+        idx = torch.from_numpy(np.flatnonzero(keep))
+        trained = self.fit({k: v[idx] for k, v in self.data.items()})
+        with torch.no_grad():
+            conf, correct = confidence_and_correct(trained.model, self.test)
+        return {
+            "data": name,
+            "examples": int(keep.sum()),
+            "label_noise": float(self.flipped[keep].mean()),
+            "test_accuracy": float(correct.mean()),
+            "ECE": metrics.expected_calibration_error(conf, correct),
+            "train_seconds": trained.result.seconds,
+        }
+
+    @cached_property
+    def unfiltered(self) -> dict:
+        """The row of the classifier trained on every noisy example (the filter's null)."""
+        return self.train_and_score(np.ones(len(self.flipped), dtype=bool), "noisy")
+
+
+def noisy_reviews(
+    *, n_train: int = 3000, label_noise: float = 0.3, steps: int = 400, seed: int = 0, device: Device = "auto"
+) -> NoisyReviews:
+    """Reviews with flipped labels, and the out-of-fold probability of each given label from the review classifier
+    of chapter 4.2 trained for ``steps`` on the other fold."""
+    tok = build_tokenizer(review_vocabulary())
+    frame = review_sentences(n_train, label_noise=label_noise, seed=seed)
+    data = encode_sentences(frame, tok)
+
+    def fit(subset):
+        return recipes.train_text_classifier(tok, subset, steps, seed=seed, device=device)
+
+    seconds = []  # training time of the out-of-fold models
+
+    def fit_fold(subset):
+        trained = fit(subset)
+        seconds.append(trained.result.seconds)
+        return trained.model
+
+    prob = out_of_fold_label_probability(fit_fold, data, seed=seed)
+    return NoisyReviews(
+        data=data,
+        test=encode_sentences(review_sentences(1000, seed=seed + 1), tok),
+        flipped=((frame.balance > 0).astype(int) != frame.label).to_numpy(),
+        close=(frame.balance.abs() == 1).to_numpy(),
+        label_probability=prob,
+        filter_seconds=sum(seconds),
+        fit=fit,
+    )
+
+
+def filter_label_noise(reviews: NoisyReviews, threshold: float = 0.5) -> tuple[pd.DataFrame, dict]:
+    """The review classifier trained on the noisy labels, and again after dropping the examples whose out-of-fold
+    probability of their given label is below ``threshold``.
 
     Returns a table (``data``: noisy / filtered; ``examples``, ``label_noise`` left, clean ``test_accuracy``,
     test ``ECE``, ``train_seconds`` — for the filtered data including the out-of-fold models that chose it)
     and the filter's quality: precision and recall at finding the flipped labels, and the share
     of reviews won by a single word among all examples and among the *clean* examples it dropped.
     """
-
-    tok = build_tokenizer(review_vocabulary())
-    frame = review_sentences(n_train, label_noise=label_noise, seed=seed)
-    flipped = ((frame.balance > 0).astype(int) != frame.label).to_numpy()
-    data = encode_sentences(frame, tok)
-    test = encode_sentences(review_sentences(1000, seed=seed + 1), tok)
-
-    seconds = []  # training time of every model, from its TrainResult
-
-    def fit(subset):
-        trained = recipes.train_text_classifier(tok, subset, steps, seed=seed, device=device)
-        seconds.append(trained.result.seconds)
-        return trained.model
-
-    prob = out_of_fold_label_probability(fit, data, seed=seed)
-    filter_seconds = sum(seconds)
-    keep = prob >= threshold
-    rows = []
-    for name, mask in (("noisy", np.ones_like(keep)), ("filtered", keep)):
-        idx = torch.from_numpy(np.flatnonzero(mask))
-        model = fit({k: v[idx] for k, v in data.items()})
-        with torch.no_grad():
-            conf, correct = confidence_and_correct(model, test)
-        rows.append(
-            {
-                "data": name,
-                "examples": int(mask.sum()),
-                "label_noise": float(flipped[mask].mean()),
-                "test_accuracy": float(correct.mean()),
-                "ECE": metrics.expected_calibration_error(conf, correct),
-                "train_seconds": seconds[-1] + (filter_seconds if name == "filtered" else 0.0),
-            }
-        )
-    dropped = ~keep
-    close = (frame.balance.abs() == 1).to_numpy()
+    check_probability("threshold", threshold)
+    keep = reviews.label_probability >= threshold
+    filtered = reviews.train_and_score(keep, "filtered")
+    filtered["train_seconds"] += reviews.filter_seconds  # choosing the examples is part of the filter's cost
+    rows = [reviews.unfiltered, filtered]
+    flipped, close, dropped = reviews.flipped, reviews.close, ~keep
     clean_dropped = dropped & ~flipped
     quality = {
         "precision": float(flipped[dropped].mean()) if dropped.any() else float("nan"),
@@ -239,6 +271,7 @@ class Run:
     raw: SecretsModel
     deduped: SecretsModel  # its filter_seconds is the deduplication's time
     exact: list[str]  # the raw corpus after exact deduplication
+    reviews: NoisyReviews  # the label filter's data and out-of-fold probabilities, reusable at other thresholds
     label_noise: pd.DataFrame  # noisy / filtered: examples, noise left, test accuracy, ECE, seconds
     filter_quality: dict  # precision and recall at finding flipped labels, and which clean examples it dropped
     mentions: pd.DataFrame  # every (person, attribute) mention, spelled as scraped and normalised
@@ -255,18 +288,18 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
 
     raw = secrets_model(config.secrets, seed=seed, device=device, progress=progress)
     deduped = secrets_model(config.secrets, seed=seed, device=device, corpus_filter=dedup, progress=progress)
-    noise, quality = filter_label_noise(
+    reviews = noisy_reviews(
         n_train=config.n_reviews,
         label_noise=config.label_noise,
         steps=config.classifier_steps,
-        threshold=config.keep_threshold,
         seed=seed,
         device=device,
     )
+    noise, quality = filter_label_noise(reviews, config.keep_threshold)
     world = bucket_world(config.mention_buckets, config.mention_per_bucket, seed=seed)
     mentions = mention_table(world, seed=seed)
     mentions["normalised"] = mentions.spelled.map(normalize_text)
-    return Run(config, raw, deduped, exact_dedup(raw.corpus), noise, quality, mentions)
+    return Run(config, raw, deduped, exact_dedup(raw.corpus), reviews, noise, quality, mentions)
 
 
 def is_secret(document: str) -> bool:

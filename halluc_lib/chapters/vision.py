@@ -87,13 +87,15 @@ class Run:
     """``pretraining``: each pretrained backbone's ten-digit accuracy on held-out aligned and conflicting images.
     ``results``: one row per (backbone, mode) with downstream accuracy (all, aligned, conflicting), the gap, the
     share of predictions a tint swap changes, and the tint probe's accuracy on the backbone's features. ``split``,
-    ``downstream`` and ``test``: the digits and images the run used, for further experiments on the same data."""
+    ``downstream`` and ``test``: the digits and images the run used, and ``pretrained``: each pretrained backbone
+    (CPU, eval mode), for further experiments on the same data and models."""
 
     pretraining: pd.DataFrame
     results: pd.DataFrame
     split: Split
     downstream: dict[str, torch.Tensor]
     test: dict[str, torch.Tensor]
+    pretrained: dict[str, torch.nn.Module]
 
 
 def _model_seed(backbone: str, seed: int) -> int:
@@ -185,12 +187,13 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
     split = split_digits(config.downstream_size, config.test_size, seed=seed)
     downstream = tinted_digits(split.downstream, agreement=0.5, strength=config.strength, seed=seed + 1)
     test = tinted_digits(split.test, agreement=0.5, strength=config.strength, seed=seed + 2)
-    pretraining, rows = [], []
+    pretraining, rows, backbones = [], [], {}
     for backbone in BACKBONES:
         pretrained = (
             pretrain_backbone(backbone, config, split, seed=seed, device=device) if backbone in PRETRAINED else None
         )
         if pretrained is not None:  # its ten-digit accuracy, by whether the tint agrees with the digit's group
+            backbones[backbone] = pretrained
             tinted = accuracy_by_tint(predict(pretrained, test["pixel_values"]), test["digits"], test)
             pretraining.append(
                 {"backbone": backbone, "aligned": tinted["aligned"], "conflicting": tinted["conflicting"]}
@@ -205,4 +208,4 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
                     "tint_probe": tint_probe(model, test, seed=seed),
                 }
             )
-    return Run(pd.DataFrame(pretraining), pd.DataFrame(rows), split, downstream, test)
+    return Run(pd.DataFrame(pretraining), pd.DataFrame(rows), split, downstream, test, backbones)

@@ -165,13 +165,21 @@ class TensorBatches:
         if self.batch_size > self.n:
             raise ValueError(f"batch_size must be <= the number of examples ({self.n}); got {batch_size}")
         self.tensors, self.seed = tensors, seed
+        self._cache: tuple[int, np.ndarray] | None = None  # (epoch, its rows): drawn once per epoch
 
     def batches_per_epoch(self) -> int:
         return self.n // self.batch_size
 
+    def epoch_rows(self, epoch: int) -> np.ndarray:
+        """The examples of ``epoch`` in the order its batches take them: a permutation drawn from (seed, epoch)."""
+        return epoch_rng(self.seed, epoch).permutation(self.n)
+
     def batch(self, epoch: int, index: int) -> dict[str, torch.Tensor]:
-        order = epoch_rng(self.seed, epoch).permutation(self.n)
-        rows = torch.from_numpy(order[index * self.batch_size : (index + 1) * self.batch_size])
+        # Drawn once per epoch, not per step: permuting a large set every step cost more than the step itself
+        # (chapter 5.3's click log).
+        if self._cache is None or self._cache[0] != epoch:
+            self._cache = (epoch, self.epoch_rows(epoch))
+        rows = torch.from_numpy(self._cache[1][index * self.batch_size : (index + 1) * self.batch_size])
         return {k: v[rows] for k, v in self.tensors.items()}
 
 

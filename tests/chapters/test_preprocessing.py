@@ -75,8 +75,9 @@ def test_out_of_fold_probability_uses_held_out_models():
         preprocessing.out_of_fold_label_probability(lambda s: Constant(), data, folds=1)
 
 
-def test_filter_label_noise_runs():
-    table, quality = preprocessing.filter_label_noise(n_train=300, steps=2, device="cpu")
+def test_filter_label_noise_runs_and_reuses_its_models_at_another_threshold(monkeypatch):
+    reviews = preprocessing.noisy_reviews(n_train=300, steps=2, device="cpu")
+    table, quality = preprocessing.filter_label_noise(reviews)
     assert list(table.data) == ["noisy", "filtered"]
     assert set(quality) == {"precision", "recall", "close_share_all", "close_share_clean_dropped"}
     noisy, filtered = table.set_index("data").loc["noisy"], table.set_index("data").loc["filtered"]
@@ -86,6 +87,15 @@ def test_filter_label_noise_runs():
     dropped = noisy.examples - filtered.examples
     assert dropped == pytest.approx(flipped * quality["recall"] / quality["precision"])
     assert filtered.label_noise * filtered.examples == pytest.approx(flipped * (1 - quality["recall"]))
+    # another threshold trains one classifier only, and keeps at least the examples the higher one kept
+    trained = []
+    fit = reviews.fit
+    monkeypatch.setattr(reviews, "fit", lambda subset: trained.append(len(subset["labels"])) or fit(subset))
+    laxer, _ = preprocessing.filter_label_noise(reviews, threshold=0.4)
+    assert trained == [laxer.examples[1]] and laxer.examples[1] >= filtered.examples
+    assert laxer.iloc[0].to_dict() == table.iloc[0].to_dict()  # the same unfiltered model
+    with pytest.raises(ValueError, match="threshold"):
+        preprocessing.filter_label_noise(reviews, threshold=1.5)
 
 
 def test_run_and_its_tradeoffs(tmp_path, monkeypatch):

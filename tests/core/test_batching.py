@@ -52,6 +52,17 @@ def test_tensor_batches():
     assert batching.count_tokens({"pixels": torch.ones(5, 2)}) == 5
 
 
+def test_tensor_batches_are_a_pure_function_of_epoch_and_index_whatever_was_asked_before():
+    t = {"x": torch.arange(10)}
+    fresh = lambda epoch, index: batching.TensorBatches(t, batch_size=3, seed=5).batch(epoch, index)  # noqa: E731
+    src = batching.TensorBatches(t, batch_size=3, seed=5)
+    for epoch, index in [(0, 0), (0, 2), (1, 1), (0, 1), (2, 0), (1, 1)]:
+        assert torch.equal(src.batch(epoch, index)["x"], fresh(epoch, index)["x"])
+    epoch = torch.cat([src.batch(3, i)["x"] for i in range(src.batches_per_epoch())])
+    assert len(set(epoch.tolist())) == len(epoch) == 9  # an epoch draws without replacement
+    assert not torch.equal(src.batch(0, 0)["x"], src.batch(1, 0)["x"])  # and reshuffles every epoch
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
