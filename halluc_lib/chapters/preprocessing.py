@@ -121,7 +121,7 @@ class NoisyReviews:
     """Chapter 4.2's reviews with ``label_noise`` of the labels flipped, and the out-of-fold probability of every
     given label: everything the label filter needs, at any threshold, without retraining the out-of-fold models.
 
-    ``unfiltered`` (trained once, on first use) is the classifier trained on all the noisy examples."""
+    ``unfiltered`` (trained once, on first use) is the score row of the classifier trained on every noisy example."""
 
     data: dict  # encoded training sentences with their given labels
     test: dict  # clean test sentences

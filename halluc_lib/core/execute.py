@@ -1,7 +1,7 @@
 """Executing a page with papermill: the build, the seed sweep, and chapter 4.7 when a record is missing.
 
 One setting differs from papermill's defaults: after the last cell the kernel is stopped at once instead of being
-asked to shut down. A kernel that has imported torch and transformers took about 2.5 s to exit gracefully here
+asked to shut down. A kernel that has imported torch and transformers took about 2.8 s to exit gracefully here
 (the interpreter's finalisation; measured on a one-cell page that only imports the library: 8.1 s graceful, 5.3 s
 immediate), a few percent of the whole book's run. Nothing a page needs happens at exit: its claims record, the
 model cache and the training logs are all written, atomically, by its cells.

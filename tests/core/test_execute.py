@@ -1,4 +1,4 @@
-"""Executing a page: parameters injected, outputs kept, a failing cell named, the kernel gone afterwards."""
+"""Executing a page: parameters injected, run from its folder, outputs kept, a failing cell named."""
 
 from __future__ import annotations
 
