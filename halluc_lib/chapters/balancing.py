@@ -260,7 +260,7 @@ class UpweightingConfig:
 
     share: float = 0.05
     repeats: int = 10
-    epochs: int = 15
+    epochs: int = 10
 
     def __post_init__(self):
         check_probability("share", self.share, open_low=True)
@@ -269,7 +269,7 @@ class UpweightingConfig:
 
     @classmethod
     def for_scale(cls, scale: str = "quick") -> UpweightingConfig:
-        """5% of the statements repeated 10 more times, 15 epochs, at both scales."""
+        """5% of the statements repeated 10 more times, 10 epochs, at both scales."""
         check_scale(scale)
         return cls()
 

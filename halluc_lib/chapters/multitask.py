@@ -39,7 +39,7 @@ class Config:
     qa_share: float = 0.5
     size: ModelSize = ModelSize()
     batch_size: int = 32
-    pretrain_steps: int = 600
+    pretrain_steps: int = 450
     finetune_steps: int = 150
     lr: float = 3e-3
     finetune_lr: float = 1e-3
