@@ -39,6 +39,7 @@ class Config:
     qa_share: float = 0.5
     size: ModelSize = ModelSize()
     batch_size: int = 32
+    # 18 passes over the biographies: at 600 (24 passes) the claims held with the same margins, a third slower
     pretrain_steps: int = 450
     finetune_steps: int = 150
     lr: float = 3e-3
