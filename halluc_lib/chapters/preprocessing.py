@@ -245,7 +245,7 @@ class Config:
     shingle_words: int = 5
     n_reviews: int = 3000
     label_noise: float = 0.3
-    classifier_steps: int = 400
+    classifier_steps: int = 300
     keep_threshold: float = 0.5  # keep an example if its out-of-fold label probability is at least this
     mention_buckets: tuple[int, ...] = BiographyConfig().buckets
     mention_per_bucket: int = 150
