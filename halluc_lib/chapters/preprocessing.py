@@ -245,7 +245,8 @@ class Config:
     shingle_words: int = 5
     n_reviews: int = 3000
     label_noise: float = 0.3
-    classifier_steps: int = 300
+    # at 300 the out-of-fold models left 12% of the labels wrong at seed 0 (the claim allows 10%)
+    classifier_steps: int = 400
     keep_threshold: float = 0.5  # keep an example if its out-of-fold label probability is at least this
     mention_buckets: tuple[int, ...] = BiographyConfig().buckets
     mention_per_bucket: int = 150
