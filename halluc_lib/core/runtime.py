@@ -136,8 +136,10 @@ def check_precision(precision: str) -> str:
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX tiles).
 
-    There a bf16 matrix product runs about four times faster than an fp32 one (measured on the book's 2-core
-    machine: ~700 against ~170 GFLOP/s); on CPUs without it bf16 is emulated and slower than fp32.
+    There a bf16 matrix product runs two to four times faster than an fp32 one (measured on the book's 2-core
+    machines: ~700 against ~170 GFLOP/s on one, ~360 against ~150 on another, an AMD EPYC with AVX-512
+    BF16); on CPUs without it bf16 is emulated and slower than fp32. How fast the pages train follows the bf16
+    figure, which ``make bench`` prints as the machine's matmul peak.
     """
     cpu = getattr(torch, "cpu", None)
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, but stable since torch 2.1
