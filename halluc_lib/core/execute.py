@@ -12,8 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def execute_page(notebook: str | Path, output: str | Path, *, parameters: dict | None = None, cwd=None) -> None:
-    """Execute ``notebook`` into ``output`` with ``parameters`` injected, from ``cwd`` (default: its folder).
+def execute_page(
+    notebook: str | Path,
+    output: str | Path,
+    *,
+    parameters: dict | None = None,
+    cwd=None,
+    kernel_name: str = "python3",
+) -> None:
+    """Execute ``notebook`` into ``output`` with ``parameters`` injected, from ``cwd`` (default: its folder), in a
+    fresh kernel of ``kernel_name`` (the build passes :func:`~halluc_lib.core.warm_kernel.warm_kernels`' name).
 
     A failing cell raises papermill's ``PapermillExecutionError``, which names the cell; ``output`` then holds the
     notebook executed up to the failure."""
@@ -25,7 +33,7 @@ def execute_page(notebook: str | Path, output: str | Path, *, parameters: dict |
         str(output),
         parameters=parameters or {},
         cwd=str(cwd or notebook.parent),
-        kernel_name="python3",
+        kernel_name=kernel_name,
         progress_bar=False,
         shutdown_kernel="immediate",
     )

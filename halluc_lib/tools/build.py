@@ -25,6 +25,7 @@ from ..core.execute import execute_page
 from ..core.files import atomic_write_text
 from ..core.findings import checks_claims
 from ..core.sweeps import SWEEP_DIR
+from ..core.warm_kernel import warm_kernels
 from . import syllabus
 from .toc import notebooks, toc_files  # noqa: F401 - toc_files: part of this module's interface (tests, PDF)
 
@@ -40,31 +41,42 @@ def experiment_notebooks(root: Path = ROOT) -> list[Path]:
     return [nb for nb in notebooks(root) if checks_claims(nb)]
 
 
-def execute(out: Path = BUILD / "executed", root: Path = ROOT, parameters: dict | None = None) -> list[dict]:
+def execute(
+    out: Path = BUILD / "executed", root: Path = ROOT, parameters: dict | None = None, warm: bool = True
+) -> list[dict]:
     """Execute every notebook with papermill, one at a time, into ``out``; return one record per page.
+
+    Each page gets a fresh kernel; with ``warm`` (the default) it is forked from one process that imported torch,
+    transformers and the plotting libraries once (:mod:`halluc_lib.core.warm_kernel`), instead of importing them
+    again for every page.
 
     Each page's claims record is written to ``out/records/<page>.json`` (via ``$HALLUC_RECORD``).
     A failing page stops the build with papermill's error, which names the failing cell.
     """
 
     results = []
-    for nb in notebooks(root):
-        rel = nb.relative_to(root)
-        target = out / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        record = out / "records" / f"{nb.stem}.json"
-        record.unlink(missing_ok=True)
-        os.environ[RECORD_ENV] = str(record)
-        print(f"executing {rel} ...", flush=True)
-        start = time.perf_counter()
-        try:
-            execute_page(nb, target, parameters=parameters)
-        finally:
-            os.environ.pop(RECORD_ENV, None)
-        seconds = time.perf_counter() - start
-        print(f"  {rel}: {seconds:.0f} s", flush=True)
-        results.append({"page": nb.stem, "seconds": seconds})
+    with warm_kernels(enabled=warm) as kernel:
+        for nb in notebooks(root):
+            results.append(_execute_one(nb, root, out, parameters, kernel))
     return results
+
+
+def _execute_one(nb: Path, root: Path, out: Path, parameters: dict | None, kernel: str) -> dict:
+    rel = nb.relative_to(root)
+    target = out / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    record = out / "records" / f"{nb.stem}.json"
+    record.unlink(missing_ok=True)
+    os.environ[RECORD_ENV] = str(record)
+    print(f"executing {rel} ...", flush=True)
+    start = time.perf_counter()
+    try:
+        execute_page(nb, target, parameters=parameters, kernel_name=kernel)
+    finally:
+        os.environ.pop(RECORD_ENV, None)
+    seconds = time.perf_counter() - start
+    print(f"  {rel}: {seconds:.0f} s", flush=True)
+    return {"page": nb.stem, "seconds": seconds}
 
 
 def read_records(out: Path = BUILD / "executed") -> list[dict]:

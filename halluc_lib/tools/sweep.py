@@ -28,6 +28,7 @@ from ..core.claims import RECORD_ENV
 from ..core.execute import execute_page
 from ..core.files import atomic_write_text
 from ..core.runtime import check_positive_int, check_scale
+from ..core.warm_kernel import warm_kernels
 from .build import BUILD, ROOT, experiment_notebooks
 
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
@@ -74,7 +75,7 @@ def merge_run(page: str, record: dict, sweep_dir: Path = sweeps.SWEEP_DIR) -> Pa
     return path
 
 
-def run_page(notebook: Path, *, seed: int, scale: str, device: str, out: Path) -> dict:
+def run_page(notebook: Path, *, seed: int, scale: str, device: str, out: Path, kernel: str = "python3") -> dict:
     """Execute one page at one seed; return its sweep record (written by the page's claims, completed here)."""
     page = notebook.stem
     record_path = out / "records" / f"{page}.json"
@@ -85,7 +86,12 @@ def run_page(notebook: Path, *, seed: int, scale: str, device: str, out: Path) -
     start = time.perf_counter()
     error = None
     try:
-        execute_page(notebook, out / f"{page}.ipynb", parameters={"seed": seed, "scale": scale, "device": device})
+        execute_page(
+            notebook,
+            out / f"{page}.ipynb",
+            parameters={"seed": seed, "scale": scale, "device": device},
+            kernel_name=kernel,
+        )
     except Exception as exc:  # a failing claim or a broken cell: recorded, the sweep goes on
         error = str(exc).strip().splitlines()[-1][:500] if str(exc).strip() else type(exc).__name__
     finally:
@@ -106,13 +112,15 @@ def sweep_seed(seed: int, pages: list[Path], *, scale: str, device: str, cores: 
         os.sched_setaffinity(0, cores)  # the kernels papermill starts inherit it; runtime.setup counts these cores
     out = BUILD / "sweep" / scale / f"seed{seed}"
     summary = []
-    for nb in pages:
-        record = run_page(nb, seed=seed, scale=scale, device=device, out=out)
-        merge_run(nb.stem, record, sweep_dir)
-        failed = [c["name"] for c in record["claims"] if not c["passed"]]
-        status = "error: " + record["error"] if record["error"] else ("FAILED " + "; ".join(failed) if failed else "ok")
-        print(f"seed {seed} {nb.stem}: {record['wall_seconds']:.0f} s {status}", flush=True)
-        summary.append((nb.stem, seed, record["wall_seconds"], status))
+    with warm_kernels() as kernel:  # started after the pinning above: its kernels inherit the cores
+        for nb in pages:
+            record = run_page(nb, seed=seed, scale=scale, device=device, out=out, kernel=kernel)
+            merge_run(nb.stem, record, sweep_dir)
+            failed = [c["name"] for c in record["claims"] if not c["passed"]]
+            status = "FAILED " + "; ".join(failed) if failed else "ok"
+            status = "error: " + record["error"] if record["error"] else status
+            print(f"seed {seed} {nb.stem}: {record['wall_seconds']:.0f} s {status}", flush=True)
+            summary.append((nb.stem, seed, record["wall_seconds"], status))
     return summary
 
 
