@@ -20,6 +20,7 @@ copied half-alive. Linux and macOS only (``fork``); elsewhere :func:`warm_kernel
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import importlib
 import json
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 KERNEL_NAME = "halluc-warm"
@@ -69,8 +71,6 @@ def _receive(conn: socket.socket) -> dict | None:
 def _die_with_parent() -> None:
     """Ask Linux to kill this process when its parent (the zygote) dies; elsewhere do nothing."""
     with contextlib.suppress(Exception):
-        import ctypes
-
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
@@ -91,14 +91,12 @@ def _become_kernel(request: dict) -> None:
     sys.argv = ["ipykernel_launcher", *argv]
     code = 0
     try:
-        from ipykernel import kernelapp
+        from ipykernel import kernelapp  # deferred: the book extra's dependency, loaded by the zygote already
 
         kernelapp.launch_new_instance(argv=argv)
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else 0
     except BaseException:  # noqa: BLE001 - report, then leave without running the zygote's cleanup
-        import traceback
-
         traceback.print_exc()
         code = 1
     finally:
@@ -117,8 +115,7 @@ def serve(socket_path: str, preload=PRELOAD) -> None:
     gc.disable()  # no collections while importing, so the imported objects are packed without freed holes
     for name in preload:
         importlib.import_module(name)
-    import transformers
-
+    transformers = sys.modules["transformers"]
     for name in ("GPT2LMHeadModel", "BertForMaskedLM", "BertForSequenceClassification", "PreTrainedTokenizerFast"):
         getattr(transformers, name)
     gc.freeze()  # the imports' objects move to a generation no collection visits: kernels don't copy their pages
@@ -218,6 +215,7 @@ def warm_kernels(*, enabled: bool = True, timeout: float = 120.0):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: ``serve SOCKET`` runs the zygote, ``launch SOCKET -f FILE`` is the kernel spec's command."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) >= 2 and args[0] == "serve":
         serve(args[1])
