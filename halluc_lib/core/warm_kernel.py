@@ -24,6 +24,7 @@ import ctypes
 import gc
 import importlib
 import json
+import logging
 import os
 import selectors
 import signal
@@ -57,80 +58,113 @@ def _send(conn: socket.socket, message: dict) -> None:
     conn.sendall(json.dumps(message).encode() + b"\n")
 
 
-def _receive(conn: socket.socket) -> dict | None:
-    """One newline-terminated JSON message, or None when the other side has closed the connection."""
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = conn.recv(65536)
-        if not chunk:
-            return None
-        data += chunk
-    return json.loads(data)
+def _receive(reader) -> dict | None:
+    """One newline-terminated JSON message from ``reader`` (a socket's ``makefile("rb")``), or None when the other
+    side has closed the connection (or sent something that is not a message)."""
+    try:
+        line = reader.readline()
+        return json.loads(line) if line.endswith(b"\n") else None
+    except (OSError, ValueError):
+        return None
 
 
 def _die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent (the zygote) dies; elsewhere do nothing."""
+    """Ask Linux to kill this process when its parent dies; elsewhere do nothing."""
     with contextlib.suppress(Exception):
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+class _CurrentStderr:
+    """A stream that writes to whatever ``sys.stderr`` is now: the kernel's, once ipykernel has replaced it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _log_to_current_stderr() -> None:
+    """Point the logging handlers the preloaded libraries made (transformers' among them) at the kernel's stderr,
+    so their messages land in the cell that caused them, as in a fresh kernel."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr:
+                handler.setStream(_CurrentStderr())
+                handler.__dict__.pop("flush", None)  # transformers pins the zygote's stderr.flush on it
+
+
 def _become_kernel(request: dict) -> None:
     """In the forked child: take the launcher's environment and folder, and run ipykernel until it exits."""
-    gc.enable()
-    os.setpgid(0, 0)  # its own process group: a Ctrl-C meant for the build reaches the build, not the kernel
-    _die_with_parent()
-    os.chdir(request["cwd"])
-    sys.path[0] = request["cwd"]  # as `python -m ipykernel_launcher` started there would have it
-    os.environ.clear()
-    os.environ.update(request["env"])
-    os.environ["MPLBACKEND"] = INLINE_BACKEND
-    if "pandas" in sys.modules:  # pandas chose its column limit at import, outside a kernel: give a kernel's
-        sys.modules["pandas"].set_option("display.max_columns", 20)
-    # the kernel watches the zygote, its real parent (ipykernel read JPY_PARENT_PID when the zygote imported it)
-    argv = [*request["argv"], f"--IPKernelApp.parent_handle={os.getppid()}"]
-    sys.argv = ["ipykernel_launcher", *argv]
-    code = 0
+    code = 1
     try:
+        gc.enable()
+        os.setsid()  # its own session, as jupyter starts a kernel: no terminal, and a Ctrl-C goes to the build
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        _die_with_parent()
+        os.chdir(request["cwd"])
+        sys.path[0] = request["cwd"]  # as `python -m ipykernel_launcher` started there would have it
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.environ["MPLBACKEND"] = INLINE_BACKEND
+        if "pandas" in sys.modules:  # pandas chose its column limit at import, outside a kernel: give a kernel's
+            sys.modules["pandas"].set_option("display.max_columns", 20)
+        # the kernel watches the zygote, its real parent (ipykernel read JPY_PARENT_PID when the zygote imported it)
+        argv = [*request["argv"], f"--IPKernelApp.parent_handle={os.getppid()}"]
+        sys.argv = ["ipykernel_launcher", *argv]
         from ipykernel import kernelapp  # deferred: the book extra's dependency, loaded by the zygote already
 
         kernelapp.launch_new_instance(argv=argv)
+        code = 0
     except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 0
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     except BaseException:  # noqa: BLE001 - report, then leave without running the zygote's cleanup
         traceback.print_exc()
-        code = 1
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
         os._exit(code)
+
+
+def _preload(names) -> None:
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
+    gc.disable()  # no collections while importing, so the imported objects are packed without freed holes
+    for name in names:
+        importlib.import_module(name)
+    transformers = sys.modules.get("transformers")
+    for name in ("GPT2LMHeadModel", "BertForMaskedLM", "BertForSequenceClassification", "PreTrainedTokenizerFast"):
+        getattr(transformers, name, None)  # resolves transformers' lazy module once, here
+    _log_to_current_stderr()
+    gc.freeze()  # the imports' objects move to a generation no collection visits: kernels don't copy their pages
 
 
 def serve(socket_path: str, preload=PRELOAD) -> None:
     """The zygote: import ``preload``, then fork a kernel for every launcher that connects to ``socket_path``.
 
     One loop, no threads: it accepts launchers, reaps kernels that exit (and tells their launcher the exit code),
-    and kills a kernel whose launcher has gone.
+    kills a kernel whose launcher has gone, and, when the build that started it is gone, kills its kernels and
+    stops.
     """
-    os.environ["MPLBACKEND"] = INLINE_BACKEND
-    gc.disable()  # no collections while importing, so the imported objects are packed without freed holes
-    for name in preload:
-        importlib.import_module(name)
-    transformers = sys.modules["transformers"]
-    for name in ("GPT2LMHeadModel", "BertForMaskedLM", "BertForSequenceClassification", "PreTrainedTokenizerFast"):
-        getattr(transformers, name)
-    gc.freeze()  # the imports' objects move to a generation no collection visits: kernels don't copy their pages
+    parent = os.getppid()
+    _die_with_parent()
+    _preload(preload)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path + ".tmp")
     listener.listen()
     os.rename(socket_path + ".tmp", socket_path)  # the path appears only once launchers can connect
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
-    kernels: dict[int, socket.socket] = {}  # kernel pid -> its launcher's connection
-    while True:
+    kernels: dict[int, socket.socket | None] = {}  # kernel pid -> its launcher's connection, None once closed
+    while os.getppid() == parent:
         for key, _ in selector.select(timeout=0.2):
             if key.fileobj is listener:
                 conn, _ = listener.accept()
-                request = _receive(conn)
+                conn.settimeout(10)
+                request = _receive(conn.makefile("rb"))
                 if request is None:
                     conn.close()
                     continue
@@ -141,9 +175,18 @@ def serve(socket_path: str, preload=PRELOAD) -> None:
                     conn.close()
                     _become_kernel(request)
                 kernels[pid] = conn
-                _send(conn, {"pid": pid})
+                try:
+                    _send(conn, {"pid": pid})
+                except OSError:  # the launcher is gone already
+                    os.kill(pid, signal.SIGKILL)
+                    kernels[pid] = None
+                    conn.close()
+                    continue
                 selector.register(conn, selectors.EVENT_READ, pid)
             else:  # a launcher's connection is readable only when it has closed: its kernel goes too
+                selector.unregister(key.fileobj)
+                key.fileobj.close()
+                kernels[key.data] = None
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(key.data, signal.SIGKILL)
         while kernels:
@@ -159,21 +202,29 @@ def serve(socket_path: str, preload=PRELOAD) -> None:
                     _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
                 selector.unregister(conn)
                 conn.close()
+    for pid in kernels:  # the build is gone: so are its kernels
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def launch(socket_path: str, argv: list[str]) -> int:
-    """The kernel spec's command: have the zygote fork a kernel, forward interrupts to it, return its exit code."""
+    """The kernel spec's command: have the zygote fork a kernel, forward interrupts to it, return its exit code
+    (128 + the signal's number for a kernel killed by a signal, as a shell reports it)."""
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(socket_path)
+    reader = conn.makefile("rb")
     _send(conn, {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)})
-    reply = _receive(conn)
+    reply = _receive(reader)
     if reply is None:
         return 1
     pid = reply["pid"]
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda received, _frame: os.kill(pid, received))
-    done = _receive(conn)  # blocks until the kernel exits (or the zygote dies: then 1)
-    return int(done["exit"]) if done else 1
+    done = _receive(reader)  # blocks until the kernel exits (or the zygote dies: then 1)
+    if done is None:
+        return 1
+    code = int(done["exit"])
+    return 128 - code if code < 0 else code
 
 
 @contextlib.contextmanager

@@ -74,6 +74,15 @@ def test_pages_in_warm_kernels_share_no_state(kernel, tmp_path):
         pytest.fail("the kernel of a finished page is still running")
 
 
+def test_library_log_messages_land_in_the_cell_that_logged_them(kernel, tmp_path):
+    log = "from transformers.utils import logging\nlogging.get_logger('transformers').warning('logged by the page')"
+    page = _page(tmp_path / "page.ipynb", "seed = 0", log, "print('{}')")
+    execute_page(page, tmp_path / "out.ipynb", kernel_name=kernel)
+    cells = json.loads((tmp_path / "out.ipynb").read_text())["cells"]
+    logged = [c for c in cells if "logged by the page" in "".join(c["source"])][0]
+    assert "logged by the page" in "".join("".join(o.get("text", "")) for o in logged["outputs"])
+
+
 def test_a_failing_cell_in_a_warm_kernel_raises(kernel, tmp_path):
     page = _page(tmp_path / "page.ipynb", "seed = 0", "raise ValueError('claim failed')")
     with pytest.raises(PapermillExecutionError, match="claim failed"):
