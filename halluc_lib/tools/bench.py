@@ -22,6 +22,12 @@ the book's loop makes it the Trainer is also run once more inside the same ``att
 Throughput alone does not travel between machines; the fraction of the machine's peak does. Each side's model
 FLOP/s (:func:`training_flops`) is divided by the matmul peak measured in the same run, on the same device and
 dtype (:func:`matmul_peak_flops`).
+
+How much faster could the loop be? :func:`step_breakdown` profiles a short run of the book's loop
+(``torch.profiler``, counting each operator's FLOPs) and splits its time: the matrix products, at what fraction
+of the peak they run, and everything else (activations, normalisation, softmax, autocast's casts, the optimizer).
+Matrix products already at the peak leave only the rest to win: the loop cannot be faster than its matrix products
+alone, short of doing fewer FLOPs.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from functools import partial
 
 import pandas as pd
 import torch
+from torch.profiler import ProfilerActivity
 from transformers import PrinterCallback, Trainer, TrainingArguments
 from transformers.utils import logging as hf_logging
 
@@ -44,6 +51,9 @@ from ..core.world import bucket_world, build_corpus
 
 #: Largest relative difference between the two loops' mean training losses for the comparison to count.
 LOSS_TOLERANCE = 0.05
+
+#: The operators whose work is matrix products, the work :func:`matmul_peak_flops` measures.
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 
 
 def matmul_peak_flops(device: str = "cpu", dtype: torch.dtype = torch.float32, size: int = 1024, seconds=0.5) -> float:
@@ -191,6 +201,78 @@ def run_trainer(
     }
 
 
+def profile_ours(
+    tok, docs, *, steps: int, batch_size: int, lr: float, seed: int, device: str = "cpu", precision: str = "auto"
+) -> tuple[pd.DataFrame, float]:
+    """Each operator's own time and FLOPs over ``steps`` steps of the book's loop, and the run's wall seconds.
+
+    A short run first lets the kernels be chosen and the memory pools grow, so the profiled run is a steady one.
+    Returns a frame with columns ``op, seconds, flops`` (device time on a GPU, CPU time elsewhere).
+    """
+    warm_up = min(steps, 5)
+    run_ours(tok, docs, steps=warm_up, batch_size=batch_size, lr=lr, seed=seed, device=device, precision=precision)
+    model = _model(tok, seed)
+    batches = batching.LMBatches(docs, batch_size=batch_size, eos_id=tok.eos_token_id, seed=seed)
+    config = TrainConfig(steps=steps, lr=lr, log_every=_log_every(steps), seed=seed, precision=precision)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with torch.profiler.profile(activities=activities, with_flops=True) as profiler:
+        start = time.perf_counter()
+        train(model, batches, config, device=device, progress=False)
+        wall = time.perf_counter() - start
+    own = "self_device_time_total" if device == "cuda" else "self_cpu_time_total"
+    ops = pd.DataFrame(
+        [{"op": e.key, "seconds": getattr(e, own) / 1e6, "flops": e.flops or 0} for e in profiler.key_averages()],
+        columns=["op", "seconds", "flops"],
+    )
+    return ops, wall
+
+
+def time_breakdown(ops: pd.DataFrame, wall_seconds: float, peak_flops_per_s: float, top: int = 5) -> dict:
+    """Split a profiled run (``ops``: ``op, seconds, flops`` per operator; ``wall_seconds`` in all) into matrix
+    products (:data:`MATMUL_OPS`) and the rest.
+
+    Returns ``matmul_share`` (of the wall time), ``matmul_fraction_of_peak`` (their FLOP/s over the peak),
+    ``floor_share`` (the time they would take at the peak, over the wall time: no loop doing these FLOPs can take
+    less) and ``largest_others``, the ``top`` other operators by own time with their shares.
+    """
+    if not wall_seconds > 0:
+        raise ValueError(f"wall_seconds must be > 0; got {wall_seconds!r}")
+    if not peak_flops_per_s > 0:
+        raise ValueError(f"peak_flops_per_s must be > 0; got {peak_flops_per_s!r}")
+    matmul = ops.op.isin(MATMUL_OPS)
+    matmul_seconds, matmul_flops = float(ops.seconds[matmul].sum()), float(ops.flops[matmul].sum())
+    others = ops[~matmul].sort_values("seconds", ascending=False).head(top)
+    return {
+        "matmul_share": matmul_seconds / wall_seconds,
+        "matmul_fraction_of_peak": matmul_flops / matmul_seconds / peak_flops_per_s if matmul_seconds else 0.0,
+        "floor_share": matmul_flops / peak_flops_per_s / wall_seconds,
+        "largest_others": [(op, seconds / wall_seconds) for op, seconds in zip(others.op, others.seconds, strict=True)],
+    }
+
+
+def step_breakdown(
+    steps: int = 20,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+    device: str = "cpu",
+    precision: str = "auto",
+    peak_flops_per_s: float | None = None,
+) -> dict:
+    """:func:`time_breakdown` of ``steps`` steps of the book's loop on the benchmark's model and data; the matmul
+    peak is measured now unless given (pass the benchmark's, measured in the same run)."""
+    device = runtime.resolve_device(device).type
+    runtime.check_positive_int("steps", steps)
+    amp = runtime.autocast_dtype(torch.device(device), precision)
+    hf_logging.set_verbosity_error()
+    tok, docs = _setup(seed)
+    peak = peak_flops_per_s or matmul_peak_flops(device, amp or torch.float32)
+    ops, wall = profile_ours(
+        tok, docs, steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, precision=precision
+    )
+    return {"steps": steps, **time_breakdown(ops, wall, peak)}
+
+
 def _book_switches_attention(tok, seed: int, device: str, amp: torch.dtype | None) -> bool:
     """Whether the book's loop trains this model with another attention than transformers' default."""
     model = _model(tok, seed)
@@ -274,7 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", help='"cpu", "cuda", "mps" or "auto" (default: cpu)')
     parser.add_argument("--precision", default="auto", help=f"one of {runtime.PRECISIONS} (default: auto)")
+    parser.add_argument(
+        "--profile-steps", type=int, default=20, help="steps of the book's loop to profile afterwards (0: none)"
+    )
     args = parser.parse_args(argv)
+    if args.profile_steps < 0:
+        parser.error(f"--profile-steps must be >= 0; got {args.profile_steps}")
     runtime.set_threads()
     rows = benchmark(
         steps=args.steps,
@@ -299,6 +386,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     if s.get("ratio_to_eager_trainer") is not None:
         print(f"against the Trainer also given eager attention: {s['ratio_to_eager_trainer']:.2f}x")
+    if args.profile_steps:
+        b = step_breakdown(
+            steps=args.profile_steps,
+            batch_size=args.batch_size,
+            device=args.device,
+            precision=args.precision,
+            peak_flops_per_s=float(rows.peak_flops_per_s.iloc[0]),
+        )
+        others = ", ".join(f"{op} {share:.0%}" for op, share in b["largest_others"])
+        print(
+            f"\nwhere the book's loop spends a step (torch.profiler, {b['steps']} steps):\n"
+            f"matrix products: {b['matmul_share']:.0%} of the time, at {b['matmul_fraction_of_peak']:.0%} of the "
+            f"peak; at the peak they alone would take {b['floor_share']:.0%} of it\n"
+            f"largest other operators: {others}"
+        )
     return 0 if s["same_loss"] else 1
 
 

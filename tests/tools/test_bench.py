@@ -68,10 +68,13 @@ def test_log_interval_divides_steps():
 def test_main_prints_the_ratio_the_fractions_of_peak_and_the_loss_check(capsys, monkeypatch):
     fake = _rows(10.0, 5.0, 1.0, 1.0).assign(peak_flops_per_s=1e10, precision="fp32")
     monkeypatch.setattr(bench, "benchmark", lambda **kw: fake)
+    breakdown = {"steps": 1, "matmul_share": 0.5, "matmul_fraction_of_peak": 0.8, "floor_share": 0.4}
+    monkeypatch.setattr(bench, "step_breakdown", lambda **kw: {**breakdown, "largest_others": [("aten::gelu", 0.1)]})
     assert bench.main(["--steps", "1"]) == 0
     out = capsys.readouterr().out
     assert "precision: fp32" in out
     assert "ratio: 2.00x" in out and "ours 20.0%, Trainer 10.0%" in out and "same work" in out
+    assert "matrix products: 50% of the time, at 80% of the peak" in out and "aten::gelu 10%" in out
     unequal = _rows(10.0, 5.0, 1.0, 2.0).assign(peak_flops_per_s=1e10, precision="fp32")
     monkeypatch.setattr(bench, "benchmark", lambda **kw: unequal)
     assert bench.main(["--steps", "1"]) == 1  # not the same work: the comparison does not count
@@ -82,3 +85,29 @@ def test_benchmark_names_the_device_and_precision_it_rejects():
         bench.benchmark(steps=1, device="tpu")
     with pytest.raises(ValueError, match="precision must be one of"):
         bench.benchmark(steps=1, precision="fp8")
+
+
+def test_time_breakdown_by_hand():
+    ops = pd.DataFrame(
+        [
+            {"op": "aten::mm", "seconds": 2.0, "flops": 8e9},
+            {"op": "aten::addmm", "seconds": 2.0, "flops": 8e9},
+            {"op": "aten::gelu", "seconds": 1.0, "flops": 0},
+            {"op": "aten::copy_", "seconds": 3.0, "flops": 0},
+        ]
+    )
+    b = bench.time_breakdown(ops, wall_seconds=10.0, peak_flops_per_s=8e9, top=1)
+    # 4 s of matrix products doing 16 GFLOP at a peak of 8 GFLOP/s: at half the peak, and 2 s at the peak
+    assert b["matmul_share"] == pytest.approx(0.4) and b["matmul_fraction_of_peak"] == pytest.approx(0.5)
+    assert b["floor_share"] == pytest.approx(0.2)
+    assert b["largest_others"] == [("aten::copy_", pytest.approx(0.3))]  # the largest non-matmul operator only
+    with pytest.raises(ValueError, match="wall_seconds"):
+        bench.time_breakdown(ops, wall_seconds=0, peak_flops_per_s=1.0)
+
+
+def test_step_breakdown_profiles_the_loop_and_counts_its_matmul_flops():
+    b = bench.step_breakdown(steps=2, batch_size=4, peak_flops_per_s=1e12)
+    # the profiler saw the loop's matrix products and their FLOPs, and they are not among the "others"
+    assert b["matmul_share"] > 0 and b["matmul_fraction_of_peak"] > 0
+    assert b["floor_share"] == pytest.approx(b["matmul_share"] * b["matmul_fraction_of_peak"])
+    assert not {op for op, _ in b["largest_others"]} & set(bench.MATMUL_OPS)
