@@ -36,7 +36,7 @@ import argparse
 import tempfile
 import time
 from contextlib import nullcontext
-from functools import partial
+from functools import cache, partial
 
 import pandas as pd
 import torch
@@ -82,6 +82,7 @@ def training_flops(model: torch.nn.Module, tokens: int, mean_length: float) -> f
     return per_token * tokens
 
 
+@cache  # the benchmark and the step breakdown of one `make bench` train on the same world
 def _setup(seed: int):
     world = bucket_world((0, 1, 2, 4, 8, 16, 32, 64), 150, seed=seed)
     tok = world_tokenizer(world)
@@ -92,6 +93,25 @@ def _setup(seed: int):
 def _model(tok, seed: int):
     torch.manual_seed(seed)
     return models.tiny_gpt(tok)
+
+
+def _prepare(device: str, precision: str, seed: int, **counts: int):
+    """The device's type, the autocast dtype (None: fp32), and the benchmark's tokenizer and documents; ``counts``
+    (steps, batch size, …) are checked to be positive first."""
+    device = runtime.resolve_device(device).type
+    for name, value in counts.items():
+        runtime.check_positive_int(name, value)
+    amp = runtime.autocast_dtype(torch.device(device), precision)  # checks precision too
+    hf_logging.set_verbosity_error()
+    tok, docs = _setup(seed)
+    return device, amp, tok, docs
+
+
+def _ours_inputs(tok, docs, *, steps: int, batch_size: int, lr: float, seed: int, precision: str):
+    """The batches and the training config the book's loop runs on in the benchmark."""
+    batches = batching.LMBatches(docs, batch_size=batch_size, eos_id=tok.eos_token_id, seed=seed)
+    config = TrainConfig(steps=steps, lr=lr, log_every=_log_every(steps), seed=seed, precision=precision)
+    return batches, config
 
 
 def _log_every(steps: int) -> int:
@@ -108,8 +128,7 @@ def run_ours(
     """Throughput of :func:`halluc_lib.core.train.train` on these documents."""
     model = _model(tok, seed)
     start = time.perf_counter()
-    batches = batching.LMBatches(docs, batch_size=batch_size, eos_id=tok.eos_token_id, seed=seed)
-    config = TrainConfig(steps=steps, lr=lr, log_every=_log_every(steps), seed=seed, precision=precision)
+    batches, config = _ours_inputs(tok, docs, steps=steps, batch_size=batch_size, lr=lr, seed=seed, precision=precision)
     setup = time.perf_counter() - start
     start = time.perf_counter()
     result = train(model, batches, config, device=device, progress=False)
@@ -212,8 +231,7 @@ def profile_ours(
     warm_up = min(steps, 5)
     run_ours(tok, docs, steps=warm_up, batch_size=batch_size, lr=lr, seed=seed, device=device, precision=precision)
     model = _model(tok, seed)
-    batches = batching.LMBatches(docs, batch_size=batch_size, eos_id=tok.eos_token_id, seed=seed)
-    config = TrainConfig(steps=steps, lr=lr, log_every=_log_every(steps), seed=seed, precision=precision)
+    batches, config = _ours_inputs(tok, docs, steps=steps, batch_size=batch_size, lr=lr, seed=seed, precision=precision)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
     with torch.profiler.profile(activities=activities, with_flops=True) as profiler:
         start = time.perf_counter()
@@ -261,11 +279,7 @@ def step_breakdown(
 ) -> dict:
     """:func:`time_breakdown` of ``steps`` steps of the book's loop on the benchmark's model and data; the matmul
     peak is measured now unless given (pass the benchmark's, measured in the same run)."""
-    device = runtime.resolve_device(device).type
-    runtime.check_positive_int("steps", steps)
-    amp = runtime.autocast_dtype(torch.device(device), precision)
-    hf_logging.set_verbosity_error()
-    tok, docs = _setup(seed)
+    device, amp, tok, docs = _prepare(device, precision, seed, steps=steps, batch_size=batch_size)
     peak = peak_flops_per_s or matmul_peak_flops(device, amp or torch.float32)
     ops, wall = profile_ours(
         tok, docs, steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device, precision=precision
@@ -294,14 +308,7 @@ def benchmark(
 
     The loops: the book's, the tuned Trainer, and — where the book's loop switches to eager attention (bf16 on a
     CPU) — the tuned Trainer with eager attention too."""
-    device = runtime.resolve_device(device).type
-    runtime.check_positive_int("steps", steps)
-    runtime.check_positive_int("batch_size", batch_size)
-    runtime.check_positive_int("repeats", repeats)
-    amp = runtime.autocast_dtype(torch.device(device), precision)  # checks precision too
-
-    hf_logging.set_verbosity_error()
-    tok, docs = _setup(seed)
+    device, amp, tok, docs = _prepare(device, precision, seed, steps=steps, batch_size=batch_size, repeats=repeats)
     peak = matmul_peak_flops(device, amp or torch.float32)
     runs = [run_ours, run_trainer]
     if _book_switches_attention(tok, seed, device, amp):

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import json
 
-import nbformat
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from halluc_lib.core.execute import execute_page
-
-
-def _page(path, *sources):
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    cells = [nbformat.v4.new_code_cell(s) for s in sources]
-    cells[0].metadata["tags"] = ["parameters"]
-    nb.cells = cells
-    nbformat.write(nb, path)
-    return path
+from tests.pages import write_page
 
 
 def test_parameters_reach_the_page_and_outputs_are_kept(tmp_path):
-    page = _page(tmp_path / "page.ipynb", "seed = 0", "import os\nprint(seed * 7, os.getcwd())")
+    page = write_page(tmp_path / "page.ipynb", "seed = 0", "import os\nprint(seed * 7, os.getcwd())")
     execute_page(page, tmp_path / "out.ipynb", parameters={"seed": 6})
     cells = json.loads((tmp_path / "out.ipynb").read_text())["cells"]
     printed = "".join(cells[-1]["outputs"][0]["text"])
@@ -30,7 +20,7 @@ def test_parameters_reach_the_page_and_outputs_are_kept(tmp_path):
 
 
 def test_a_failing_cell_raises_and_the_output_shows_it(tmp_path):
-    page = _page(tmp_path / "page.ipynb", "seed = 0", "raise ValueError('claim failed')", "print('never')")
+    page = write_page(tmp_path / "page.ipynb", "seed = 0", "raise ValueError('claim failed')", "print('never')")
     with pytest.raises(PapermillExecutionError, match="claim failed"):
         execute_page(page, tmp_path / "out.ipynb")
     cells = json.loads((tmp_path / "out.ipynb").read_text())["cells"]

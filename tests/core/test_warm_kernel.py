@@ -6,22 +6,12 @@ import json
 import os
 import time
 
-import nbformat
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from halluc_lib.core.execute import execute_page
 from halluc_lib.core.warm_kernel import KERNEL_NAME, warm_kernels
-
-
-def _page(path, *sources):
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    cells = [nbformat.v4.new_code_cell(s) for s in sources]
-    cells[0].metadata["tags"] = ["parameters"]
-    nb.cells = cells
-    nbformat.write(nb, path)
-    return path
+from tests.pages import write_page
 
 
 def _printed(output):
@@ -44,7 +34,7 @@ import matplotlib, pandas
 print(json.dumps({"seed": seed, "cwd": os.getcwd(), "env": os.environ.get("HALLUC_WARM_TEST"),
                   "preloaded": preloaded, "backend": matplotlib.get_backend(),
                   "max_columns": pandas.get_option("display.max_columns"), "pid": os.getpid()}))"""
-    page = _page(tmp_path / "page.ipynb", "seed = 0", probe)
+    page = write_page(tmp_path / "page.ipynb", "seed = 0", probe)
     execute_page(page, tmp_path / "out.ipynb", parameters={"seed": 6}, kernel_name=kernel)
     seen = _printed(tmp_path / "out.ipynb")
     assert seen["preloaded"]
@@ -54,11 +44,11 @@ print(json.dumps({"seed": seed, "cwd": os.getcwd(), "env": os.environ.get("HALLU
 
 
 def test_pages_in_warm_kernels_share_no_state(kernel, tmp_path):
-    first = _page(tmp_path / "first.ipynb", "seed = 0", "import torch\ntorch.left_by_first_page = 1\nprint('{}')")
+    first = write_page(tmp_path / "first.ipynb", "seed = 0", "import torch\ntorch.left_by_first_page = 1\nprint('{}')")
     check = (
         "import json, os, torch\nprint(json.dumps({'left': hasattr(torch, 'left_by_first_page'), 'pid': os.getpid()}))"
     )
-    second = _page(tmp_path / "second.ipynb", "seed = 0", check)
+    second = write_page(tmp_path / "second.ipynb", "seed = 0", check)
     execute_page(first, tmp_path / "first_out.ipynb", kernel_name=kernel)
     execute_page(second, tmp_path / "second_out.ipynb", kernel_name=kernel)
     seen = _printed(tmp_path / "second_out.ipynb")
@@ -76,7 +66,7 @@ def test_pages_in_warm_kernels_share_no_state(kernel, tmp_path):
 
 def test_library_log_messages_land_in_the_cell_that_logged_them(kernel, tmp_path):
     log = "from transformers.utils import logging\nlogging.get_logger('transformers').warning('logged by the page')"
-    page = _page(tmp_path / "page.ipynb", "seed = 0", log, "print('{}')")
+    page = write_page(tmp_path / "page.ipynb", "seed = 0", log, "print('{}')")
     execute_page(page, tmp_path / "out.ipynb", kernel_name=kernel)
     cells = json.loads((tmp_path / "out.ipynb").read_text())["cells"]
     logged = [c for c in cells if "logged by the page" in "".join(c["source"])][0]
@@ -84,7 +74,7 @@ def test_library_log_messages_land_in_the_cell_that_logged_them(kernel, tmp_path
 
 
 def test_a_failing_cell_in_a_warm_kernel_raises(kernel, tmp_path):
-    page = _page(tmp_path / "page.ipynb", "seed = 0", "raise ValueError('claim failed')")
+    page = write_page(tmp_path / "page.ipynb", "seed = 0", "raise ValueError('claim failed')")
     with pytest.raises(PapermillExecutionError, match="claim failed"):
         execute_page(page, tmp_path / "out.ipynb", kernel_name=kernel)
 

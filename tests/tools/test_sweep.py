@@ -1,10 +1,10 @@
 import json
 
-import nbformat
 import pytest
 
 from halluc_lib.core import sweeps
 from halluc_lib.tools import build, sweep
+from tests.pages import write_page
 
 
 def _record(seed, value, device="cpu", scale="quick"):
@@ -53,14 +53,7 @@ def test_pages_and_jobs_are_validated():
 
 
 def _notebook(path, body):
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    params = nbformat.v4.new_code_cell('seed = 0\nscale = "quick"\ndevice = "auto"')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(body)]
-    nbformat.write(nb, path)
-    return path
+    return write_page(path, 'seed = 0\nscale = "quick"\ndevice = "auto"', body)
 
 
 def test_run_page_records_the_claims_the_hashes_and_a_failure(tmp_path):
