@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
@@ -39,7 +40,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..core import probe
+from ..core import parallel, probe
 from ..core.batching import TensorBatches, epoch_rng
 from ..core.classify import concat, model_inputs
 from ..core.ledger import Tradeoff
@@ -335,7 +336,9 @@ def compare_upweighting(
     device: Device = "auto",
     progress: bool = True,
 ) -> UpweightingRun:
-    """Train one model per strategy on the same statements for the same number of steps; judge each."""
+    """Train one model per strategy on the same statements for the same number of steps (side by side,
+    :mod:`halluc_lib.core.parallel`, so without progress bars: ``progress`` is accepted for the common interface);
+    judge each."""
 
     if not isinstance(config, UpweightingConfig):
         raise TypeError(f"config must be an UpweightingConfig; got {type(config).__name__}")
@@ -349,12 +352,28 @@ def compare_upweighting(
     rare_people = train_people[rare_chosen]
     # passes over the statements as they are, so every strategy trains for the same number of steps
     steps = Budget(epochs=config.epochs).steps_for(-(-len(train_people) // statements.batch_size))
+    tok = statement_tokenizer(population)
+    corpora = {s: upweighted_corpus(train_people, s, config.share, config.repeats, seed) for s in STRATEGIES}
+    # the strategies' models train independently: side by side, without progress bars (a forked process cannot
+    # draw in the notebook)
+    fitted = parallel.side_by_side(
+        [
+            partial(
+                train_statement_model,
+                [population.statement(int(p)) for p in people],
+                tok,
+                statements,
+                steps,
+                seed=seed,
+                device=device,
+                progress=False,
+            )
+            for people, _ in corpora.values()
+        ],
+        device=device,
+    )
     rows, recall = [], []
-    for strategy in STRATEGIES:
-        people, chosen = upweighted_corpus(train_people, strategy, config.share, config.repeats, seed)
-        tok = statement_tokenizer(population)
-        corpus = [population.statement(int(p)) for p in people]
-        trained = train_statement_model(corpus, tok, statements, steps, seed=seed, device=device, progress=progress)
+    for (strategy, (people, chosen)), trained in zip(corpora.items(), fitted, strict=True):
         model, result = trained.model, trained.result
         texts = sample_statements(model, tok, statements.n_generations, seed=seed, device=device)
         judged = judge(population, texts, people)

@@ -225,6 +225,10 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
     rng = np.random.default_rng([seed, 28])
     new_values = [_other(values, old, rng) for old in memory.old]
     vote_rows, memory_rows = [], []
+    # One after another, not side by side (halluc_lib.core.parallel): trained on one thread each, the two variants
+    # differ only by float rounding, yet the counterfactual passages then lowered the memorisation ratio by at
+    # most 0.29 at seeds 0-4 (by -0.04 at seed 0) against 0.74-0.93 at three seeds of five on two threads — the
+    # effect the page shows at seed 0. It is acquired abruptly or not at all within the budget (see the prose).
     for variant, counterfactual in (("plain", False), ("with counterfactual passages", True)):
         corpus = conflict_corpus(people, config, counterfactual, seed)
         model = recipes.train_lm(

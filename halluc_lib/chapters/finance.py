@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
@@ -17,7 +18,7 @@ import pandas as pd
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from ..core import recipes
+from ..core import parallel, recipes
 from ..core.runtime import Device, check_positive_int
 from ..datasets.finance import (
     DOMAINS,
@@ -82,7 +83,8 @@ class Run:
 def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: bool = False) -> Run:
     """Pretrain one tiny BERT per finance share (cached), fine-tune each as a :class:`ClozeClassifier` — and
     one from random weights — on the finance task of ``seed`` (:func:`~halluc_lib.datasets.finance.load_task`),
-    and predict the test sentences with each."""
+    and predict the test sentences with each. The pretrainings run side by side, then the fine-tunings
+    (:mod:`halluc_lib.core.parallel`)."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a finance.Config; got {type(config).__name__}")
     task = load_task(seed)
@@ -90,10 +92,14 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
     torch.manual_seed(seed)
     starts = {"random init": config.pretraining.size.bert_mlm(tok)}
     starts |= pretrained_mlms(tok, config.pretraining, seed=seed, device=device, progress=progress)
-    frames = []
-    for name, start in starts.items():
-        model = fine_tune_cloze(tok, task["train"], config, start_from=start, seed=seed, device=device)
-        frames.append(predict_cloze(model, tok, task["test"]).assign(pretraining=name))
+    tuned = parallel.side_by_side(  # the fine-tunings are independent too
+        [
+            partial(fine_tune_cloze, tok, task["train"], config, start_from=s, seed=seed, device=device)
+            for s in starts.values()
+        ],
+        device=device,
+    )
+    frames = [predict_cloze(m, tok, task["test"]).assign(pretraining=n) for n, m in zip(starts, tuned, strict=True)]
     return Run(config, task, pd.concat(frames, ignore_index=True), starts, tok)
 
 

@@ -17,13 +17,14 @@ drugs' doses are then asked with and without the formulary entry (a knowledge ba
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from ..core import recipes
+from ..core import parallel, recipes
 from ..core.files import content_sha256, save_with_card
 from ..core.probe import exposure_buckets, prompt_logits
 from ..core.recipes import ModelSize
@@ -124,9 +125,10 @@ class Config:
     n_formulary: int = 2000  # formulary passages about other drugs, where the dose can only be read
     dictionary_coverage: float = 0.75  # share of the abbreviations in the south hospital's own list
     # reading a dose from the formulary is learned suddenly: at 700 steps in some seeds only, at 1,000 (bf16, 12%
-    # south notes) in all but seed 3, at 1,200 in all five
-    steps: int = 1200
-    # 48 notes a step: the same 1,200 updates for three quarters of the compute (64 took 99 s a page on 2 cores)
+    # south notes) in all but seed 3, at 1,200 in all five. Trained on one thread each (side by side), seed 1's
+    # header model had learned the header for half the south abbreviations at 1,200 steps and for all at 1,300
+    steps: int = 1300
+    # 48 notes a step: 1,200 updates took three quarters of the compute of 64 notes (which took 99 s a page on 2 cores)
     batch_size: int = 48
     lr: float = 3e-3
     size: ModelSize = ModelSize()
@@ -141,7 +143,7 @@ class Config:
 
     @classmethod
     def for_scale(cls, scale: str = "quick") -> Config:
-        """Quick: 4,000 notes, 300 drugs, 1,200 steps of the quick model; full: 30,000 notes, 1,500 drugs, 6,000
+        """Quick: 4,000 notes, 300 drugs, 1,300 steps of the quick model; full: 30,000 notes, 1,500 drugs, 6,000
         steps of the full model."""
         if check_scale(scale) == "quick":
             return cls()
@@ -411,16 +413,32 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
     """Pretrain the model with and without note headers on the same notes, and ask both to expand every
     abbreviation in notes from each hospital; ask the header model every drug's dose, with and without the
     formulary. The untrained GPT they both start from is asked the same (notes without headers): the null model,
-    at the cost of a few hundred forward passes."""
+    at the cost of a few hundred forward passes. The two pretrainings run side by side
+    (:mod:`halluc_lib.core.parallel`), so without progress bars: ``progress`` is accepted for the common interface."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a medicine.Config; got {type(config).__name__}")
     data = make_data(config, seed=seed)
     tok = tokenizer_for(data)
-    models, frames = {}, []
-    for name, header in (("no header", False), ("header", True)):
-        models[name] = pretrain_notes_model(
-            data, tok, config, header=header, seed=seed, device=device, cache=cache, progress=progress
-        )
+    variants = {"no header": False, "header": True}
+    pretrained = parallel.side_by_side(  # the two pretrainings are independent: both at once
+        [
+            partial(
+                pretrain_notes_model,
+                data,
+                tok,
+                config,
+                header=h,
+                seed=seed,
+                device=device,
+                cache=cache,
+                progress=False,  # a forked process cannot draw in the notebook
+            )
+            for h in variants.values()
+        ],
+        device=device,
+    )
+    models, frames = dict(zip(variants, pretrained, strict=True)), []
+    for name, header in variants.items():
         frames.append(expand_abbreviations(models[name], tok, header=header, device=device).assign(model=name))
     models["untrained"] = untrained_notes_model(tok, config, seed=seed)
     frames.append(expand_abbreviations(models["untrained"], tok, header=False, device=device).assign(model="untrained"))

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from ..core import probe, recipes
+from ..core import parallel, probe, recipes
 from ..core.batching import LMBatches
 from ..core.ledger import Tradeoff
 from ..core.recipes import ModelSize
@@ -73,7 +73,9 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
 
     Both see the same biographies and the same QA pairs for the same number of steps in all: the mixed model
     for ``pretrain_steps + finetune_steps`` steps on biographies and QA pairs shuffled together; the
-    sequential one for ``pretrain_steps`` on biographies, then ``finetune_steps`` on the QA pairs alone.
+    sequential one for ``pretrain_steps`` on biographies, then ``finetune_steps`` on the QA pairs alone. The two
+    train side by side (:mod:`halluc_lib.core.parallel`); ``progress`` is accepted for the common interface, and
+    they train without a bar.
     """
 
     if not isinstance(config, Config):
@@ -92,18 +94,28 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
     skip = ("qa_share", "finetune_steps", "finetune_lr")  # pretraining sees biographies only
     pretrained_key = key | {"regime": "pretrained", "config": {k: v for k, v in fields.items() if k not in skip}}
     total = config.pretrain_steps + config.finetune_steps
-    options = {"batch_size": config.batch_size, "lr": config.lr, "seed": seed, "device": device, "progress": progress}
-    mixed = recipes.train_lm(bios + qa, tok, config.size, total, cache_key=mixed_key, **options).model
-    pretrained = recipes.train_lm(bios, tok, config.size, config.pretrain_steps, cache_key=pretrained_key, **options)
-    sequential = copy.deepcopy(pretrained.model)
-    train(
-        sequential,
-        LMBatches.from_texts(qa, tok, batch_size=config.batch_size, seed=seed),
-        TrainConfig(steps=config.finetune_steps, lr=config.finetune_lr, warmup_fraction=0.0, seed=seed),
-        device=device,
-        progress=progress,
-    )
-    pretrained = pretrained.model
+    # a forked process cannot draw in the notebook: no progress bars
+    options = {"batch_size": config.batch_size, "lr": config.lr, "seed": seed, "device": device, "progress": False}
+
+    def train_mixed():
+        return recipes.train_lm(bios + qa, tok, config.size, total, cache_key=mixed_key, **options).model
+
+    def train_sequential():
+        pretrained = recipes.train_lm(
+            bios, tok, config.size, config.pretrain_steps, cache_key=pretrained_key, **options
+        )
+        sequential = copy.deepcopy(pretrained.model)
+        train(
+            sequential,
+            LMBatches.from_texts(qa, tok, batch_size=config.batch_size, seed=seed),
+            TrainConfig(steps=config.finetune_steps, lr=config.finetune_lr, warmup_fraction=0.0, seed=seed),
+            device=device,
+            progress=False,
+        )
+        return pretrained.model, sequential
+
+    # the two regimes train independently, for the same number of steps: side by side
+    mixed, (pretrained, sequential) = parallel.side_by_side([train_mixed, train_sequential], device=device)
     frames = []
     for regime, model in (("mixed", mixed), ("sequential", sequential), ("pretrained only", pretrained)):
         for split, ids in splits.items():

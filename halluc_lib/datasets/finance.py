@@ -17,6 +17,7 @@ first, and chapter 6.3 gets the same models back from the cache.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ import pandas as pd
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from ..core import recipes
+from ..core import parallel, recipes
 from ..core.files import content_sha256, load_shipped, save_with_card
 from ..core.recipes import ModelSize
 from ..core.runtime import Device, check_positive_int, check_probability, check_scale, check_shares
@@ -267,19 +268,26 @@ def pretrained_mlms(
     device: Device = "auto",
     progress=False,
 ):
-    """``{"<share> finance": masked LM}`` for every share of ``config`` (or ``shares``), pretrained or cached."""
+    """``{"<share> finance": masked LM}`` for every share of ``config`` (or ``shares``), pretrained or cached.
+
+    The pretrainings are independent, so they run side by side (:mod:`halluc_lib.core.parallel`), without
+    progress bars: ``progress`` is accepted for the common interface."""
     shares = config.finance_shares if shares is None else shares
-    return {
-        f"{share:.0%} finance": pretrain_mlm(
+    jobs = [
+        partial(
+            pretrain_mlm,
             tokenizer,
             pretraining_corpus(config.sentences, share, seed=seed),
             config,
             seed=seed,
             device=device,
-            progress=progress,
+            progress=False,
         )
         for share in shares
-    }
+    ]
+    return dict(
+        zip([f"{share:.0%} finance" for share in shares], parallel.side_by_side(jobs, device=device), strict=True)
+    )
 
 
 def summarize_predictions(p: pd.DataFrame) -> pd.DataFrame:
