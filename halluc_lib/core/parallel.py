@@ -16,19 +16,20 @@ What a job must do: seed whatever it draws at random (every training here does: 
 before a model is built), since a forked process starts from the generator's state at the fork, not from where
 the job before it left it; and draw no progress bar, since a forked process cannot draw in the notebook.
 
-What stays the same: a job's result depends only on the job. It always trains with one thread, whether it ran in
-a forked process, alone, or one after another (:func:`run_one_by_one`), so the number of cores never changes
-what a job computes — the test checks that the weights are identical bit for bit. (A second thread would: it
-splits some sums differently, and the weights after 60 steps differed by up to 0.02.) Where there is no ``fork``
-(Windows), on a GPU (the jobs share one device, so they run one after another with the threads as they are),
-and under ``torchrun`` (every rank must train the same model at the same time), the jobs run one after another
-in this process.
+What stays the same: a job's result depends only on the job. It always trains with one thread, whether it ran in a
+forked process, alone, or one after another (:func:`run_one_by_one`), so the number of cores never changes what a
+job computes — the test checks that the weights are identical bit for bit. (A second thread would: it splits some
+sums differently, and the weights after 60 steps differed by up to 0.02.) Off Linux (Windows has no ``fork``, and
+macOS's system libraries are not safe in a forked process), on a GPU (the jobs share one device, so they run one
+after another with the threads as they are), and under ``torchrun`` (every rank must train the same model at the
+same time), the jobs run one after another in this process.
 """
 
 from __future__ import annotations
 
 import io
 import multiprocessing
+import sys
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
@@ -68,7 +69,9 @@ def _run_job(index: int) -> bytes:
 
 
 def _can_fork() -> bool:
-    return "fork" in multiprocessing.get_all_start_methods()
+    """Linux only: macOS has ``fork`` too, but its system libraries are not safe to use in a process forked after
+    they have started (Python itself starts processes with ``spawn`` there), and Windows has none."""
+    return sys.platform.startswith("linux")
 
 
 def side_by_side(jobs: Sequence[Callable[[], object]], *, device: Device = "auto") -> list:

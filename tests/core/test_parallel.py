@@ -1,4 +1,5 @@
 import os
+import sys
 
 import pytest
 import torch
@@ -36,6 +37,7 @@ def test_side_by_side_gives_the_one_thread_results_bit_for_bit(tiny_world, token
     assert not torch.equal(together[0][0].lm_head.weight, together[1][0].lm_head.weight)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="jobs run in forked processes on Linux only")
 def test_every_job_runs_with_one_thread_in_another_process_and_the_threads_come_back():
     before = torch.get_num_threads()
     jobs = [lambda: (torch.get_num_threads(), os.getpid())] * 2  # closures: nothing is pickled on the way in
@@ -47,6 +49,7 @@ def test_every_job_runs_with_one_thread_in_another_process_and_the_threads_come_
     assert torch.get_num_threads() == before
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="jobs run in forked processes on Linux only")
 def test_a_job_may_run_jobs_of_its_own():
     def outer():
         return parallel.side_by_side([torch.get_num_threads, os.getpid], device="cpu")
