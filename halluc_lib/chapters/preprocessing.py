@@ -19,14 +19,14 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import torch
 from datasketch import MinHash, MinHashLSH
 
-from ..core import metrics, recipes
+from ..core import metrics, parallel, recipes
 from ..core.classify import confidence_and_correct, model_inputs
 from ..core.ledger import Tradeoff
 from ..core.runtime import Device, check_positive_int, check_probability
@@ -92,10 +92,16 @@ def near_dedup(
     return kept
 
 
-def out_of_fold_label_probability(train_fold, data: dict, *, folds: int = 2, seed: int = 0) -> np.ndarray:
+def out_of_fold_label_probability(
+    train_fold, data: dict, *, folds: int = 2, seed: int = 0, device: Device = "cpu"
+) -> tuple[np.ndarray, list]:
     """For every example, the probability of its *given* label under a model trained on the other folds.
 
-    ``train_fold(subset) -> model`` trains a classifier whose ``forward`` returns ``.logits``.
+    ``train_fold(subset)`` trains a classifier on ``subset`` and returns it as a
+    :class:`~halluc_lib.core.recipes.Trained` (its model's ``forward`` returns ``.logits``). The folds' models do
+    not depend on each other, so they train side by side (:func:`~halluc_lib.core.parallel.side_by_side`;
+    ``device`` is where they train). Returns the probabilities and what ``train_fold`` returned for each fold
+    (their training time is part of the filter's cost).
     """
 
     folds = check_positive_int("folds", folds)
@@ -103,17 +109,19 @@ def out_of_fold_label_probability(train_fold, data: dict, *, folds: int = 2, see
         raise ValueError(f"folds must be >= 2; got {folds}")
     n = len(data["labels"])
     fold_of = np.random.default_rng([seed, 47]).permutation(n) % folds
+    held_out = [torch.from_numpy(np.flatnonzero(fold_of == k)) for k in range(folds)]
+    rest = [torch.from_numpy(np.flatnonzero(fold_of != k)) for k in range(folds)]
+    fitted = parallel.side_by_side(
+        [partial(train_fold, {key: v[others] for key, v in data.items()}) for others in rest], device=device
+    )
     prob = np.empty(n)
-    for k in range(folds):
-        held = torch.from_numpy(np.flatnonzero(fold_of == k))
-        rest = torch.from_numpy(np.flatnonzero(fold_of != k))
-        model = train_fold({key: v[rest] for key, v in data.items()})
-        model.eval()
+    for held, trained in zip(held_out, fitted, strict=True):
+        model = trained.model.eval()
         with torch.no_grad():
             logits = model(**model_inputs({key: v[held] for key, v in data.items()})).logits
         p = logits.softmax(-1).gather(1, data["labels"][held][:, None])[:, 0]
         prob[held.numpy()] = p.numpy()
-    return prob
+    return prob, fitted
 
 
 @dataclass
@@ -121,7 +129,8 @@ class NoisyReviews:
     """Chapter 4.2's reviews with ``label_noise`` of the labels flipped, and the out-of-fold probability of every
     given label: everything the label filter needs, at any threshold, without retraining the out-of-fold models.
 
-    ``unfiltered`` (trained once, on first use) is the score row of the classifier trained on every noisy example."""
+    ``unfiltered`` is the score row of the classifier trained on every noisy example (the filter's null): trained
+    by the first :func:`filter_label_noise`, side by side with the filtered one, then reused."""
 
     data: dict  # encoded training sentences with their given labels
     test: dict  # clean test sentences
@@ -130,27 +139,34 @@ class NoisyReviews:
     label_probability: np.ndarray  # out of fold, of the given label
     filter_seconds: float  # training time of the out-of-fold models
     fit: Callable[[dict], recipes.Trained]  # trains the page's classifier on a subset of ``data``
+    device: Device = "cpu"  # where ``fit`` trains
+    unfiltered: dict | None = None
 
-    def train_and_score(self, keep: np.ndarray, name: str) -> dict:
-        """Train on the examples ``keep`` marks; their count and noise, the clean test accuracy and ECE, and the
-        training time."""
-        idx = torch.from_numpy(np.flatnonzero(keep))
-        trained = self.fit({k: v[idx] for k, v in self.data.items()})
-        with torch.no_grad():
-            conf, correct = confidence_and_correct(trained.model, self.test)
-        return {
-            "data": name,
-            "examples": int(keep.sum()),
-            "label_noise": float(self.flipped[keep].mean()),
-            "test_accuracy": float(correct.mean()),
-            "ECE": metrics.expected_calibration_error(conf, correct),
-            "train_seconds": trained.result.seconds,
-        }
+    def train_and_score(self, keeps: dict[str, np.ndarray]) -> list[dict]:
+        """For each name and mask in ``keeps``, train on the examples the mask marks (the classifiers side by
+        side, :func:`~halluc_lib.core.parallel.side_by_side`); a row per name: the examples' count and noise, the
+        clean test accuracy and ECE, and the training time."""
 
-    @cached_property
-    def unfiltered(self) -> dict:
-        """The row of the classifier trained on every noisy example (the filter's null)."""
-        return self.train_and_score(np.ones(len(self.flipped), dtype=bool), "noisy")
+        def subset(keep):
+            idx = torch.from_numpy(np.flatnonzero(keep))
+            return {k: v[idx] for k, v in self.data.items()}
+
+        fitted = parallel.side_by_side([partial(self.fit, subset(keep)) for keep in keeps.values()], device=self.device)
+        rows = []
+        for (name, keep), trained in zip(keeps.items(), fitted, strict=True):
+            with torch.no_grad():
+                conf, correct = confidence_and_correct(trained.model, self.test)
+            rows.append(
+                {
+                    "data": name,
+                    "examples": int(keep.sum()),
+                    "label_noise": float(self.flipped[keep].mean()),
+                    "test_accuracy": float(correct.mean()),
+                    "ECE": metrics.expected_calibration_error(conf, correct),
+                    "train_seconds": trained.result.seconds,
+                }
+            )
+        return rows
 
 
 def noisy_reviews(
@@ -165,22 +181,16 @@ def noisy_reviews(
     def fit(subset):
         return recipes.train_text_classifier(tok, subset, steps, seed=seed, device=device)
 
-    seconds = []  # training time of the out-of-fold models
-
-    def fit_fold(subset):
-        trained = fit(subset)
-        seconds.append(trained.result.seconds)
-        return trained.model
-
-    prob = out_of_fold_label_probability(fit_fold, data, seed=seed)
+    prob, fold_models = out_of_fold_label_probability(fit, data, seed=seed, device=device)
     return NoisyReviews(
         data=data,
         test=encode_sentences(review_sentences(1000, seed=seed + 1), tok),
         flipped=((frame.balance > 0).astype(int) != frame.label).to_numpy(),
         close=(frame.balance.abs() == 1).to_numpy(),
         label_probability=prob,
-        filter_seconds=sum(seconds),
+        filter_seconds=sum(trained.result.seconds for trained in fold_models),
         fit=fit,
+        device=device,
     )
 
 
@@ -191,11 +201,18 @@ def filter_label_noise(reviews: NoisyReviews, threshold: float = 0.5) -> tuple[p
     Returns a table (``data``: noisy / filtered; ``examples``, ``label_noise`` left, clean ``test_accuracy``,
     test ``ECE``, ``train_seconds`` — for the filtered data including the out-of-fold models that chose it)
     and the filter's quality: precision and recall at finding the flipped labels, and the share
-    of reviews won by a single word among all examples and among the *clean* examples it dropped.
+    of reviews won by a single word among all examples and among the *clean* examples it dropped. The
+    unfiltered classifier is trained once per ``reviews`` (with the first filtered one) and reused.
     """
     check_probability("threshold", threshold)
     keep = reviews.label_probability >= threshold
-    filtered = reviews.train_and_score(keep, "filtered")
+    keeps = {"filtered": keep}
+    if reviews.unfiltered is None:
+        keeps = {"noisy": np.ones(len(reviews.flipped), dtype=bool), **keeps}
+    scored = {row["data"]: row for row in reviews.train_and_score(keeps)}
+    if reviews.unfiltered is None:
+        reviews.unfiltered = scored["noisy"]
+    filtered = scored["filtered"]
     filtered["train_seconds"] += reviews.filter_seconds  # choosing the examples is part of the filter's cost
     rows = [reviews.unfiltered, filtered]
     flipped, close, dropped = reviews.flipped, reviews.close, ~keep
@@ -280,15 +297,27 @@ class Run:
 
 def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: bool = True) -> Run:
     """Train on the near-duplicated secrets raw and near-deduplicated, filter label noise out of fold, and
-    spell the names of a biography world the ways scraped text does."""
+    spell the names of a biography world the ways scraped text does.
+
+    ``progress`` is accepted for the common interface; the models train side by side, without a bar.
+    """
     if not isinstance(config, Config):
         raise TypeError(f"config must be a preprocessing.Config; got {type(config).__name__}")
 
     def dedup(docs):
         return near_dedup(docs, threshold=config.dedup_threshold, n=config.shingle_words, seed=seed)
 
-    raw = secrets_model(config.secrets, seed=seed, device=device, progress=progress)
-    deduped = secrets_model(config.secrets, seed=seed, device=device, corpus_filter=dedup, progress=progress)
+    # The raw and the deduplicated models are independent, so they train side by side (halluc_lib.core.parallel),
+    # as do the label filter's two out-of-fold models and then its filtered and unfiltered classifiers: each pair
+    # trains under the same conditions (one thread each, at the same time), so the ledger's time ratios compare
+    # like with like. A forked process cannot draw a progress bar in the notebook, hence progress=False.
+    raw, deduped = parallel.side_by_side(
+        [
+            partial(secrets_model, config.secrets, seed=seed, device=device, progress=False),
+            partial(secrets_model, config.secrets, seed=seed, device=device, corpus_filter=dedup, progress=False),
+        ],
+        device=device,
+    )
     reviews = noisy_reviews(
         n_train=config.n_reviews,
         label_noise=config.label_noise,

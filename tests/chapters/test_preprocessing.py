@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -46,6 +48,25 @@ def test_exact_dedup_misses_near_duplicate_secrets():
         assert 1 - len(preprocessing.exact_dedup(docs)) / len(docs) < 0.05, seed
 
 
+class Knows(torch.nn.Module):
+    """Has learned the true rule: the label is the sign of x."""
+
+    def forward(self, x, **_):
+        return SimpleNamespace(logits=torch.cat([-5 * x, 5 * x], dim=1))
+
+
+class Constant(torch.nn.Module):
+    """Knows nothing: both labels equally likely."""
+
+    def forward(self, x, **_):
+        return SimpleNamespace(logits=torch.zeros(len(x), 2))
+
+
+def trained(model, subset):
+    """A stand-in for recipes.Trained: the model, and as its result the labels it was trained on."""
+    return SimpleNamespace(model=model, result=subset["labels"].tolist())
+
+
 def test_out_of_fold_probability_flags_the_flipped_labels():
     """With a model that has learned the true rule, the out-of-fold probability of a label is low exactly where
     the label was flipped: what the filter relies on."""
@@ -54,25 +75,19 @@ def test_out_of_fold_probability_flags_the_flipped_labels():
     flipped[[1, 4, 7, 12]] = True
     data = {"x": (2 * truth - 1)[:, None].float(), "labels": torch.where(flipped, 1 - truth, truth)}
 
-    class Knows(torch.nn.Module):
-        def forward(self, x, **_):
-            return type("Out", (), {"logits": torch.cat([-5 * x, 5 * x], dim=1)})()
-
-    prob = preprocessing.out_of_fold_label_probability(lambda subset: Knows(), data, seed=3)
+    prob, fitted = preprocessing.out_of_fold_label_probability(lambda subset: trained(Knows(), subset), data, seed=3)
     assert ((prob < 0.5) == flipped.numpy()).all()
+    # one model per fold, each trained on the other fold (side by side, in forked processes)
+    assert sorted(len(t.result) for t in fitted) == [10, 10]
 
 
 def test_out_of_fold_probability_uses_held_out_models():
     data = {"x": torch.arange(10.0)[:, None], "labels": torch.tensor([0, 1] * 5)}
 
-    class Constant(torch.nn.Module):
-        def forward(self, x, **_):
-            return type("Out", (), {"logits": torch.zeros(len(x), 2)})()
-
-    prob = preprocessing.out_of_fold_label_probability(lambda subset: Constant(), data)
+    prob, _ = preprocessing.out_of_fold_label_probability(lambda subset: trained(Constant(), subset), data, folds=3)
     assert np.allclose(prob, 0.5)
     with pytest.raises(ValueError, match="folds must be >= 2"):
-        preprocessing.out_of_fold_label_probability(lambda s: Constant(), data, folds=1)
+        preprocessing.out_of_fold_label_probability(lambda s: trained(Constant(), s), data, folds=1)
 
 
 def test_filter_label_noise_runs_and_reuses_its_models_at_another_threshold(monkeypatch):
