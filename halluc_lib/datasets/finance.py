@@ -273,18 +273,12 @@ def pretrained_mlms(
     The pretrainings are independent, so they run side by side (:mod:`halluc_lib.core.parallel`), without
     progress bars: ``progress`` is accepted for the common interface."""
     shares = config.finance_shares if shares is None else shares
-    jobs = [
-        partial(
-            pretrain_mlm,
-            tokenizer,
-            pretraining_corpus(config.sentences, share, seed=seed),
-            config,
-            seed=seed,
-            device=device,
-            progress=False,
-        )
-        for share in shares
-    ]
+
+    def pretrained_on(share):  # a job draws its own corpus, so the corpora are drawn side by side too
+        corpus = pretraining_corpus(config.sentences, share, seed=seed)
+        return pretrain_mlm(tokenizer, corpus, config, seed=seed, device=device, progress=False)
+
+    jobs = [partial(pretrained_on, share) for share in shares]
     return dict(
         zip([f"{share:.0%} finance" for share in shares], parallel.side_by_side(jobs, device=device), strict=True)
     )

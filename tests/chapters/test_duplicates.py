@@ -16,6 +16,9 @@ def test_run_reports_the_extraction_rate_per_copy_count():
     by_hand = run.trained.table.groupby("copies").extracted.mean()
     assert run.rates.extraction_rate.tolist() == pytest.approx(by_hand.tolist())
     assert run.trained.corpus.count(run.trained.secrets[-1].text) == 4  # a 4-copy secret is in the corpus 4 times
+    # the exercise's model: the same corpus with one copy of each document, in order
+    assert run.deduped.corpus == list(dict.fromkeys(run.trained.corpus))
+    assert run.deduped.corpus.count(run.trained.secrets[-1].text) == 1
     with pytest.raises(TypeError, match="config must be a duplicates.Config"):
         duplicates.run(TINY)
 
