@@ -23,12 +23,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from ..core import parallel
 from ..core.batching import LMBatches
 from ..core.cache import train_cached
 from ..core.ledger import Tradeoff
@@ -154,12 +156,14 @@ def confidence_threshold(confidence: np.ndarray, budget: float) -> float:
 
 @dataclass
 class RetrievalRun:
-    """Closed-book answers of the pretrained model, open-book answers of the reader, and the reader."""
+    """Closed-book answers of the pretrained model, open-book answers of the reader, and the reader; also the
+    reader trained with the loss on the passage too (the page's exercise)."""
 
     closed: pd.DataFrame
     opened: pd.DataFrame
     reader: torch.nn.Module
     reader_closed: pd.DataFrame  # the reader asked without a passage: what reading fine-tuning cost
+    careless_reader: torch.nn.Module  # trained with train_on_context=True
 
 
 def train_reader(
@@ -210,15 +214,22 @@ def ask_closed_and_open(
     device: Device = "auto",
     progress: bool = True,
 ) -> RetrievalRun:
-    """Ask every question of ``base_run`` closed-book with the pretrained model and open-book with the reader."""
+    """Ask every question of ``base_run`` closed-book with the pretrained model and open-book with the reader.
 
-    reader = train_reader(base_run, steps=steps, n_strangers=n_strangers, seed=seed, device=device, progress=progress)
+    The reader and the careless one (loss on the passage too) are independent, so they train side by side
+    (:mod:`halluc_lib.core.parallel`), without progress bars: ``progress`` is accepted for the common interface.
+    """
+
+    train = partial(
+        train_reader, base_run, steps=steps, n_strangers=n_strangers, seed=seed, device=device, progress=False
+    )
+    reader, careless = parallel.side_by_side([train, partial(train, train_on_context=True)], device=device)
     probes = make_probes(base_run.world)
     tok = base_run.tokenizer
     closed = answer_probes(base_run.model, tok, probes, device=device)
     opened = answer_probes(reader, tok, open_book(probes, base_run.world), device=device)
     reader_closed = answer_probes(reader, tok, probes, device=device)
-    return RetrievalRun(closed, opened, reader, reader_closed)
+    return RetrievalRun(closed, opened, reader, reader_closed, careless)
 
 
 @dataclass(frozen=True)
@@ -254,8 +265,8 @@ class Run:
 
 
 def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: bool = True) -> Run:
-    """Train (or load) the base model and the reader, answer closed- and open-book, and trace adaptive
-    retrieval over every budget."""
+    """Train (or load) the base model and the readers (the page's, and side by side the exercise's careless one),
+    answer closed- and open-book, and trace adaptive retrieval over every budget."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a prior_knowledge.Config; got {type(config).__name__}")
     base = biography_model(config.biographies, seed=seed, device=device, progress=progress)
