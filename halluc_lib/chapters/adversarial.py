@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from functools import partial
 from types import SimpleNamespace
 
 import pandas as pd
@@ -28,7 +27,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from ..core import parallel, recipes
+from ..core import recipes
 from ..core.classify import confidence_and_correct
 from ..core.ledger import Tradeoff
 from ..core.metrics import expected_calibration_error
@@ -191,11 +190,6 @@ def attacked_accuracy(
     return correct / n
 
 
-def accuracy_by_radius(model: torch.nn.Module, data: dict[str, torch.Tensor], epsilons) -> list[float]:
-    """:func:`attacked_accuracy` at every attack radius in ``epsilons`` (0: clean accuracy)."""
-    return [attacked_accuracy(model, data, epsilon=eps) for eps in epsilons]
-
-
 @dataclass
 class RobustnessRun:
     """Accuracy of each method under attack at every radius, what each cost, and the models."""
@@ -225,24 +219,18 @@ def compare_robustness(
     train_data = encode_sentences(review_sentences(n_train, seed=seed), tok)
     test_data = encode_sentences(review_sentences(1000, seed=seed + 1), tok)
     start = train_classifier(tok, train_data, "plain", steps=steps, seed=seed, device=device).model
-    # one after another: the page compares the three fine-tunings' times, so each runs alone
-    fitted = {
-        method: train_classifier(
+    rows, cost, trained = [], [], {}
+    for method in METHODS:
+        fitted = train_classifier(
             tok, train_data, method, epsilon=epsilon, steps=steps, seed=seed, device=device, start_from=start
         )
-        for method in METHODS
-    }
-    trained = {method: f.model for method, f in fitted.items()}
-    # the attacks on the three models do not depend on each other (and are not timed): side by side
-    by_radius = parallel.side_by_side(
-        [partial(accuracy_by_radius, model, test_data, attack_epsilons) for model in trained.values()], device=device
-    )
-    rows = [
-        {"method": method, "epsilon": eps, "accuracy": accuracy}
-        for method, accuracies in zip(METHODS, by_radius, strict=True)
-        for eps, accuracy in zip(attack_epsilons, accuracies, strict=True)
-    ]
-    cost = pd.DataFrame([{"method": m, "train_seconds": f.result.seconds} for m, f in fitted.items()])
+        model = trained[method] = fitted.model
+        cost.append({"method": method, "train_seconds": fitted.result.seconds})
+        for eps in attack_epsilons:
+            rows.append(
+                {"method": method, "epsilon": eps, "accuracy": attacked_accuracy(model, test_data, epsilon=eps)}
+            )
+    cost = pd.DataFrame(cost)
     cost["time_ratio"] = cost.train_seconds / cost.set_index("method").loc["plain", "train_seconds"]
     return RobustnessRun(pd.DataFrame(rows), cost, trained, test_data, tok)
 
@@ -365,7 +353,9 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
         raise TypeError(f"config must be an adversarial.Config; got {type(config).__name__}")
     # One after another, not side by side (halluc_lib.core.parallel): with the two experiments side by side on one
     # thread each, the PGD model kept 0.944 of the reviews under attack at seed 0 (claim: >= 0.95) and at seed 4 the
-    # marker-word start had not learned the marker in its 300 steps (0.501 right where it lies; claim: <= 0.5)
+    # marker-word start had not learned the marker in its 300 steps (0.501 right where it lies; claim: <= 0.5). The
+    # attacks on the three models side by side saved nothing measurable in the page (58.7 and 60.6 s against 57.1 and
+    # 59.1 s for the whole run, alternating)
     robustness = compare_robustness(
         epsilon=config.epsilon,
         attack_epsilons=config.attack_epsilons,

@@ -130,7 +130,9 @@ class NoisyReviews:
     given label: everything the label filter needs, at any threshold, without retraining the out-of-fold models.
 
     ``unfiltered`` is the score row of the classifier trained on every noisy example (the filter's null): trained
-    by the first :func:`filter_label_noise`, side by side with the filtered one, then reused."""
+    by the first :func:`filter_label_noise`, side by side with the filtered one, then reused. (A later threshold
+    trains its filtered classifier alone, with every thread, so its time compares less exactly with the reused
+    row's.)"""
 
     data: dict  # encoded training sentences with their given labels
     test: dict  # clean test sentences
@@ -143,15 +145,16 @@ class NoisyReviews:
     unfiltered: dict | None = None
 
     def train_and_score(self, keeps: dict[str, np.ndarray]) -> list[dict]:
-        """For each name and mask in ``keeps``, train on the examples the mask marks (the classifiers side by
-        side, :func:`~halluc_lib.core.parallel.side_by_side`); a row per name: the examples' count and noise, the
-        clean test accuracy and ECE, and the training time."""
+        """For each name and mask in ``keeps``, train on the examples the mask marks (several classifiers side by
+        side, :func:`~halluc_lib.core.parallel.side_by_side`; one alone, with every thread); a row per name: the
+        examples' count and noise, the clean test accuracy and ECE, and the training time."""
 
         def subset(keep):
             idx = torch.from_numpy(np.flatnonzero(keep))
             return {k: v[idx] for k, v in self.data.items()}
 
-        fitted = parallel.side_by_side([partial(self.fit, subset(keep)) for keep in keeps.values()], device=self.device)
+        jobs = [partial(self.fit, subset(keep)) for keep in keeps.values()]
+        fitted = [jobs[0]()] if len(jobs) == 1 else parallel.side_by_side(jobs, device=self.device)
         rows = []
         for (name, keep), trained in zip(keeps.items(), fitted, strict=True):
             with torch.no_grad():

@@ -81,11 +81,30 @@ def test_out_of_fold_probability_flags_the_flipped_labels():
     assert sorted(len(t.result) for t in fitted) == [10, 10]
 
 
-def test_out_of_fold_probability_uses_held_out_models():
-    data = {"x": torch.arange(10.0)[:, None], "labels": torch.tensor([0, 1] * 5)}
+class Memorises(torch.nn.Module):
+    """Remembers the label of every example it was trained on, and knows nothing about any other."""
 
-    prob, _ = preprocessing.out_of_fold_label_probability(lambda subset: trained(Constant(), subset), data, folds=3)
+    def __init__(self, subset):
+        super().__init__()
+        self.seen = dict(zip(subset["x"][:, 0].tolist(), subset["labels"].tolist(), strict=True))
+
+    def forward(self, x, **_):
+        logits = torch.zeros(len(x), 2)
+        for i, key in enumerate(x[:, 0].tolist()):
+            if key in self.seen:
+                logits[i, self.seen[key]] = 20.0
+        return SimpleNamespace(logits=logits)
+
+
+def test_out_of_fold_probability_uses_held_out_models():
+    """Every example is scored by a model that never saw it: a model that memorised its training examples gives
+    each of them probability 0.5, and each of the three models saw the other two folds."""
+    data = {"x": torch.arange(12.0)[:, None], "labels": torch.tensor([0, 1] * 6)}
+
+    prob, fitted = preprocessing.out_of_fold_label_probability(lambda s: trained(Memorises(s), s), data, folds=3)
     assert np.allclose(prob, 0.5)
+    assert [len(t.model.seen) for t in fitted] == [8, 8, 8]
+    assert set().union(*(t.model.seen for t in fitted)) == set(range(12))
     with pytest.raises(ValueError, match="folds must be >= 2"):
         preprocessing.out_of_fold_label_probability(lambda s: trained(Constant(), s), data, folds=1)
 
