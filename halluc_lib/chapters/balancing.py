@@ -337,8 +337,7 @@ def compare_upweighting(
     progress: bool = True,
 ) -> UpweightingRun:
     """Train one model per strategy on the same statements for the same number of steps (side by side,
-    :mod:`halluc_lib.core.parallel`, so without progress bars: ``progress`` is accepted for the common interface);
-    judge each."""
+    :mod:`halluc_lib.core.parallel`; a worker draws no progress bar); judge each."""
 
     if not isinstance(config, UpweightingConfig):
         raise TypeError(f"config must be an UpweightingConfig; got {type(config).__name__}")
@@ -354,8 +353,7 @@ def compare_upweighting(
     steps = Budget(epochs=config.epochs).steps_for(-(-len(train_people) // statements.batch_size))
     tok = statement_tokenizer(population)
     corpora = {s: upweighted_corpus(train_people, s, config.share, config.repeats, seed) for s in STRATEGIES}
-    # the strategies' models train independently: side by side, without progress bars (a forked process cannot
-    # draw in the notebook)
+    # the strategies' models train independently: side by side
     fitted = parallel.side_by_side(
         [
             partial(
@@ -366,7 +364,7 @@ def compare_upweighting(
                 steps,
                 seed=seed,
                 device=device,
-                progress=False,
+                progress=progress,
             )
             for people, _ in corpora.values()
         ],

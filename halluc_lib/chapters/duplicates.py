@@ -50,10 +50,10 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
     """Build the corpus with its secrets, train the tiny GPT on it, and try to extract every secret; the same on
     the exactly deduplicated corpus.
 
-    The two trainings are independent, so they run side by side (:mod:`halluc_lib.core.parallel`), without
-    progress bars: ``progress`` is accepted for the common interface."""
+    The two trainings are independent, so they run side by side (:mod:`halluc_lib.core.parallel`; a worker
+    draws no progress bar)."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a duplicates.Config; got {type(config).__name__}")
-    train = partial(secrets_model, config.secrets, seed=seed, device=device, progress=False)
+    train = partial(secrets_model, config.secrets, seed=seed, device=device, progress=progress)
     trained, deduped = parallel.side_by_side([train, partial(train, corpus_filter=keep_one_copy)], device=device)
     return Run(trained, extraction_rate(trained.table), deduped)

@@ -414,7 +414,7 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
     abbreviation in notes from each hospital; ask the header model every drug's dose, with and without the
     formulary. The untrained GPT they both start from is asked the same (notes without headers): the null model,
     at the cost of a few hundred forward passes. The two pretrainings run side by side
-    (:mod:`halluc_lib.core.parallel`), so without progress bars: ``progress`` is accepted for the common interface."""
+    (:mod:`halluc_lib.core.parallel`; a worker draws no progress bar)."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a medicine.Config; got {type(config).__name__}")
     data = make_data(config, seed=seed)
@@ -431,7 +431,7 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
                 seed=seed,
                 device=device,
                 cache=cache,
-                progress=False,  # a forked process cannot draw in the notebook
+                progress=progress,
             )
             for h in variants.values()
         ],

@@ -74,8 +74,7 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
     Both see the same biographies and the same QA pairs for the same number of steps in all: the mixed model
     for ``pretrain_steps + finetune_steps`` steps on biographies and QA pairs shuffled together; the
     sequential one for ``pretrain_steps`` on biographies, then ``finetune_steps`` on the QA pairs alone. The two
-    train side by side (:mod:`halluc_lib.core.parallel`); ``progress`` is accepted for the common interface, and
-    they train without a bar.
+    train side by side (:mod:`halluc_lib.core.parallel`; a worker draws no progress bar).
     """
 
     if not isinstance(config, Config):
@@ -94,8 +93,7 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
     skip = ("qa_share", "finetune_steps", "finetune_lr")  # pretraining sees biographies only
     pretrained_key = key | {"regime": "pretrained", "config": {k: v for k, v in fields.items() if k not in skip}}
     total = config.pretrain_steps + config.finetune_steps
-    # a forked process cannot draw in the notebook: no progress bars
-    options = {"batch_size": config.batch_size, "lr": config.lr, "seed": seed, "device": device, "progress": False}
+    options = {"batch_size": config.batch_size, "lr": config.lr, "seed": seed, "device": device, "progress": progress}
 
     def train_mixed():
         return recipes.train_lm(bios + qa, tok, config.size, total, cache_key=mixed_key, **options).model
@@ -110,7 +108,7 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
             LMBatches.from_texts(qa, tok, batch_size=config.batch_size, seed=seed),
             TrainConfig(steps=config.finetune_steps, lr=config.finetune_lr, warmup_fraction=0.0, seed=seed),
             device=device,
-            progress=False,
+            progress=progress,
         )
         return pretrained.model, sequential
 

@@ -209,11 +209,10 @@ def filter_label_noise(reviews: NoisyReviews, threshold: float = 0.5) -> tuple[p
     """
     check_probability("threshold", threshold)
     keep = reviews.label_probability >= threshold
-    keeps = {"filtered": keep}
-    if reviews.unfiltered is None:
-        keeps = {"noisy": np.ones(len(reviews.flipped), dtype=bool), **keeps}
+    first = reviews.unfiltered is None  # the first filter trains the unfiltered classifier too
+    keeps = {"noisy": np.ones(len(reviews.flipped), dtype=bool), "filtered": keep} if first else {"filtered": keep}
     scored = {row["data"]: row for row in reviews.train_and_score(keeps)}
-    if reviews.unfiltered is None:
+    if first:
         reviews.unfiltered = scored["noisy"]
     filtered = scored["filtered"]
     filtered["train_seconds"] += reviews.filter_seconds  # choosing the examples is part of the filter's cost
@@ -302,7 +301,8 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
     """Train on the near-duplicated secrets raw and near-deduplicated, filter label noise out of fold, and
     spell the names of a biography world the ways scraped text does.
 
-    ``progress`` is accepted for the common interface; the models train side by side, without a bar.
+    The secrets models and the label filter's pairs train side by side (:mod:`halluc_lib.core.parallel`; a worker
+    draws no progress bar).
     """
     if not isinstance(config, Config):
         raise TypeError(f"config must be a preprocessing.Config; got {type(config).__name__}")
@@ -313,14 +313,9 @@ def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: boo
     # The raw and the deduplicated models are independent, so they train side by side (halluc_lib.core.parallel),
     # as do the label filter's two out-of-fold models and then its filtered and unfiltered classifiers: each pair
     # trains under the same conditions (one thread each, at the same time), so the ledger's time ratios compare
-    # like with like. A forked process cannot draw a progress bar in the notebook, hence progress=False.
-    raw, deduped = parallel.side_by_side(
-        [
-            partial(secrets_model, config.secrets, seed=seed, device=device, progress=False),
-            partial(secrets_model, config.secrets, seed=seed, device=device, corpus_filter=dedup, progress=False),
-        ],
-        device=device,
-    )
+    # like with like.
+    train = partial(secrets_model, config.secrets, seed=seed, device=device, progress=progress)
+    raw, deduped = parallel.side_by_side([train, partial(train, corpus_filter=dedup)], device=device)
     reviews = noisy_reviews(
         n_train=config.n_reviews,
         label_noise=config.label_noise,

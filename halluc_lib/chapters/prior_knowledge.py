@@ -217,11 +217,11 @@ def ask_closed_and_open(
     """Ask every question of ``base_run`` closed-book with the pretrained model and open-book with the reader.
 
     The reader and the careless one (loss on the passage too) are independent, so they train side by side
-    (:mod:`halluc_lib.core.parallel`), without progress bars: ``progress`` is accepted for the common interface.
+    (:mod:`halluc_lib.core.parallel`; a worker draws no progress bar).
     """
 
     train = partial(
-        train_reader, base_run, steps=steps, n_strangers=n_strangers, seed=seed, device=device, progress=False
+        train_reader, base_run, steps=steps, n_strangers=n_strangers, seed=seed, device=device, progress=progress
     )
     reader, careless = parallel.side_by_side([train, partial(train, train_on_context=True)], device=device)
     probes = make_probes(base_run.world)

@@ -14,7 +14,8 @@ one-thread process waits for nothing, so the operating system's time-slicing kee
 
 What a job must do: seed whatever it draws at random (every training here does: ``torch.manual_seed(seed)`` right
 before a model is built), since a forked process starts from the generator's state at the fork, not from where
-the job before it left it; and draw no progress bar, since a forked process cannot draw in the notebook.
+the job before it left it. A forked process cannot draw in the notebook, so :func:`in_worker` tells the training
+loop to draw no progress bar there; a job run here (one after another) draws its bar as usual.
 
 What stays the same: a job's result depends only on the job. It always trains with one thread, whether it ran in a
 forked process, alone, or one after another (:func:`run_one_by_one`), so the number of cores never changes what a
@@ -36,22 +37,28 @@ from contextlib import contextmanager
 import torch
 
 from . import distributed
-from .runtime import Device, resolve_device
+from .runtime import Device, resolve_device, set_threads
 
 # the jobs of the current side_by_side call: a forked process finds its job here by index, inherited with the
 # parent's memory, so a job may be any function (a closure, a lambda) without being picklable
 _JOBS: Sequence[Callable[[], object]] = ()
 
 
+def in_worker() -> bool:
+    """Whether this process is a worker of :func:`side_by_side` (the pool's processes are daemons): it can neither
+    draw in the notebook nor start workers of its own."""
+    return multiprocessing.current_process().daemon
+
+
 @contextmanager
 def one_thread():
     """Run the block with one intra-op thread, then restore the thread count."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    set_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        set_threads(before)
 
 
 def run_one_by_one(jobs: Sequence[Callable[[], object]]) -> list:
@@ -62,7 +69,7 @@ def run_one_by_one(jobs: Sequence[Callable[[], object]]) -> list:
 
 
 def _run_job(index: int) -> bytes:
-    torch.set_num_threads(1)
+    set_threads(1)
     buffer = io.BytesIO()
     torch.save(_JOBS[index](), buffer)
     return buffer.getvalue()
@@ -88,7 +95,7 @@ def side_by_side(jobs: Sequence[Callable[[], object]], *, device: Device = "auto
         return []
     if resolve_device(device).type != "cpu" or distributed.world_size() > 1:
         return [job() for job in jobs]
-    if len(jobs) == 1 or not _can_fork() or multiprocessing.current_process().daemon:  # a job's own jobs: here
+    if len(jobs) == 1 or not _can_fork() or in_worker():  # a job's own jobs: here
         return run_one_by_one(jobs)
     _JOBS = jobs
     try:

@@ -39,7 +39,7 @@ from safetensors.torch import load_model, save_model
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import std
 
-from . import distributed
+from . import distributed, parallel
 from .batching import BatchSource, count_tokens
 from .files import atomic_write_text
 from .runtime import Device, autocast_dtype, check_positive_int, check_precision, resolve_device
@@ -131,7 +131,9 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.de
 
 
 def _progress_bar(total: int, initial: int, enabled: bool):
-    """A tqdm bar that renders as a widget in Jupyter when ipywidgets is there, as text otherwise."""
+    """A tqdm bar that renders as a widget in Jupyter when ipywidgets is there, as text otherwise; none in a
+    worker of :func:`halluc_lib.core.parallel.side_by_side`, which cannot draw in the notebook."""
+    enabled = enabled and not parallel.in_worker()
     bar_cls = std.tqdm
     try:  # IPython and ipywidgets exist only in a notebook kernel: optional dependencies, imported when needed
         from IPython import get_ipython

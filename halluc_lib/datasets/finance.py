@@ -266,17 +266,17 @@ def pretrained_mlms(
     shares=None,
     seed: int = 0,
     device: Device = "auto",
-    progress=False,
+    progress: bool = False,
 ):
     """``{"<share> finance": masked LM}`` for every share of ``config`` (or ``shares``), pretrained or cached.
 
-    The pretrainings are independent, so they run side by side (:mod:`halluc_lib.core.parallel`), without
-    progress bars: ``progress`` is accepted for the common interface."""
+    The pretrainings are independent, so they run side by side (:mod:`halluc_lib.core.parallel`; a worker draws
+    no progress bar)."""
     shares = config.finance_shares if shares is None else shares
 
     def pretrained_on(share):  # a job draws its own corpus, so the corpora are drawn side by side too
         corpus = pretraining_corpus(config.sentences, share, seed=seed)
-        return pretrain_mlm(tokenizer, corpus, config, seed=seed, device=device, progress=False)
+        return pretrain_mlm(tokenizer, corpus, config, seed=seed, device=device, progress=progress)
 
     jobs = [partial(pretrained_on, share) for share in shares]
     return dict(

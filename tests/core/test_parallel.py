@@ -70,3 +70,15 @@ def test_side_by_side_checks_its_jobs():
     assert parallel.side_by_side([], device="cpu") == []
     with pytest.raises(TypeError, match="jobs must be functions without arguments"):
         parallel.side_by_side([1, 2], device="cpu")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="jobs run in forked processes on Linux only")
+def test_a_worker_draws_no_progress_bar_and_this_process_does():
+    def bar_disabled():
+        bar = train._progress_bar(10, 0, enabled=True)
+        disabled = bar.disable
+        bar.close()  # (a closed bar reads as disabled)
+        return parallel.in_worker(), disabled
+
+    assert parallel.side_by_side([bar_disabled] * 2, device="cpu") == [(True, True)] * 2
+    assert bar_disabled() == (False, False)

@@ -158,6 +158,28 @@ def test_extend_tokens_greedy_and_seeded_sampling(tokenizer, tiny_gpt):
     assert torch.equal(a, b)
 
 
+def test_extend_tokens_with_its_kv_cache_writes_what_rereading_the_sequence_writes(tokenizer, tiny_gpt):
+    def reread(ids, n_tokens, temperature, generator):  # every step reads the whole sequence so far: no cache
+        for _ in range(n_tokens):
+            logits = tiny_gpt(input_ids=ids).logits[:, -1]
+            if temperature == 0:
+                new = logits.argmax(-1, keepdim=True)
+            else:
+                new = torch.multinomial((logits / temperature).softmax(-1), 1, generator=generator)
+            ids = torch.cat([ids, new], dim=1)
+        return ids
+
+    start = torch.randint(len(tokenizer), (16, 3), generator=torch.Generator().manual_seed(1))
+    for temperature in (0.0, 1.0):
+        with torch.inference_mode():
+            expected = reread(start, 5, temperature, torch.Generator().manual_seed(0))
+        got = probe.extend_tokens(
+            tiny_gpt, start, 5, temperature=temperature, generator=torch.Generator().manual_seed(0)
+        )
+        assert torch.equal(got, expected)
+    assert torch.equal(probe.extend_tokens(tiny_gpt, start, 0), start)
+
+
 def test_ece_by_group_matches_the_overall_and_per_group_ece():
     answers = pd.DataFrame(
         {"exposures": [0, 0, 0, 8, 8, 8], "confidence": [0.9, 0.9, 0.9, 0.6, 0.6, 0.6], "correct": [0, 0, 1, 1, 1, 1]}
