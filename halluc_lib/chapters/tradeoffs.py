@@ -87,13 +87,14 @@ class Run:
 
 
 def run(config: Config, *, seed: int = 0, device: Device = "auto", progress: bool = True) -> Run:
-    """Read the trade-off ledger of this build; a page whose record is missing is executed first (papermill,
-    at ``config.scale``, ``seed`` and ``device``), so the page also works run alone."""
+    """Read what the trade-off ledger of this build holds for ``seed`` at ``config.scale``; a page whose record is
+    missing is executed first (papermill, at ``config.scale``, ``seed`` and ``device``), so the page also works run
+    alone."""
     if not isinstance(config, Config):
         raise TypeError(f"config must be a tradeoffs.Config; got {type(config).__name__}")
-    recorded = ledger.load()
+    recorded = ledger.load(seed=seed, scale=config.scale)
     missing = missing_pages(recorded)
     if missing:
         run_pages(missing, config.book_dir, seed=seed, scale=config.scale, device=str(device))
-        recorded = ledger.load()
+        recorded = ledger.load(seed=seed, scale=config.scale)
     return Run(recorded, table(recorded), missing)

@@ -3,8 +3,10 @@
 Every mitigation page of chapter 4 ends its experiment by recording one :class:`Tradeoff` — the baseline and
 the mitigated value of the error it targets, of accuracy and of calibration, the compute ratio measured in
 the same run, and what the mitigation needs besides the data. Records are written atomically as JSON next to
-the model cache (``$HALLUC_CACHE/tradeoffs``), so a book build collects the numbers of *this* run. Chapter 4.7
-reads them; a page whose record is missing is executed first.
+the model cache (``$HALLUC_CACHE/tradeoffs/<scale>/seed<seed>``), so a book build collects the numbers of *this*
+run, and chapter 4.7 at one seed reads only what the pages measured at that seed: a seed sweep that ran 4.1-4.6
+at every seed before 4.7 once gave 4.7 the last seed's numbers at every seed. A page whose record is missing is
+executed first.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from .cache import cache_root
 from .files import atomic_write_text
+from .runtime import check_scale
 
 #: The pages that record a trade-off, in book order.
 PAGES = (
@@ -65,34 +68,37 @@ class Tradeoff:
             raise ValueError(f"compute_ratio must be a positive number; got {self.compute_ratio!r}")
 
 
-def results_dir() -> Path:
-    """Where trade-off records are written: ``tradeoffs/`` in the model cache (see ``cache_root``)."""
-    return cache_root() / "tradeoffs"
+def results_dir(*, seed: int, scale: str) -> Path:
+    """Where the trade-offs measured at ``seed`` and ``scale`` are written: ``tradeoffs/<scale>/seed<seed>/`` in
+    the model cache (see ``cache_root``)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    return cache_root() / "tradeoffs" / check_scale(scale) / f"seed{seed}"
 
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_")
 
 
-def record(tradeoff: Tradeoff) -> Path:
-    """Write ``tradeoff`` atomically to the results folder; returns its path."""
+def record(tradeoff: Tradeoff, *, seed: int, scale: str) -> Path:
+    """Write ``tradeoff``, measured at ``seed`` and ``scale``, atomically to its results folder; returns its path."""
     if not isinstance(tradeoff, Tradeoff):
         raise TypeError(f"tradeoff must be a Tradeoff; got {type(tradeoff).__name__}")
-    path = results_dir() / f"{tradeoff.page}__{_slug(tradeoff.mitigation)}.json"
+    path = results_dir(seed=seed, scale=scale) / f"{tradeoff.page}__{_slug(tradeoff.mitigation)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(asdict(tradeoff), indent=1))
     return path
 
 
-def record_all(tradeoffs: list[Tradeoff]) -> list[Path]:
-    """Record every trade-off a page measured; returns their paths."""
-    return [record(t) for t in tradeoffs]
+def record_all(tradeoffs: list[Tradeoff], *, seed: int, scale: str) -> list[Path]:
+    """Record every trade-off a page measured at ``seed`` and ``scale``; returns their paths."""
+    return [record(t, seed=seed, scale=scale) for t in tradeoffs]
 
 
-def load() -> list[Tradeoff]:
-    """Every recorded trade-off, in book order."""
+def load(*, seed: int, scale: str) -> list[Tradeoff]:
+    """Every trade-off recorded at ``seed`` and ``scale``, in book order."""
     found = []
-    for path in sorted(results_dir().glob("*.json")):
+    for path in sorted(results_dir(seed=seed, scale=scale).glob("*.json")):
         data = json.loads(path.read_text())
         found.append(Tradeoff(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}))
     return sorted(found, key=lambda t: (PAGES.index(t.page), t.mitigation))

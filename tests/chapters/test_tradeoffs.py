@@ -34,7 +34,7 @@ def test_table_and_missing_pages():
 def test_run_reads_the_ledger_and_executes_nothing_when_complete(tmp_path, monkeypatch):
     monkeypatch.setenv("HALLUC_CACHE", str(tmp_path))
     for page in ledger.PAGES:
-        ledger.record(_tradeoff(page, f"mitigation of {page}"))
+        ledger.record(_tradeoff(page, f"mitigation of {page}"), seed=0, scale="quick")
     executed = []
     monkeypatch.setattr(tradeoffs, "run_pages", lambda pages, *a, **k: executed.extend(pages))
     run = tradeoffs.run(tradeoffs.Config.for_scale("quick"), seed=0)
@@ -48,7 +48,7 @@ def test_run_executes_the_missing_pages(tmp_path, monkeypatch):
     def fake_run_pages(pages, book_dir, **parameters):
         calls.append((list(pages), parameters))
         for page in pages:
-            ledger.record(_tradeoff(page, f"mitigation of {page}"))
+            ledger.record(_tradeoff(page, f"mitigation of {page}"), seed=parameters["seed"], scale=parameters["scale"])
 
     monkeypatch.setattr(tradeoffs, "run_pages", fake_run_pages)
     run = tradeoffs.run(tradeoffs.Config.for_scale("full"), seed=3, device="cpu")
@@ -61,8 +61,8 @@ def test_run_executes_the_missing_pages(tmp_path, monkeypatch):
 def test_every_recorded_mitigation_is_a_row_even_two_of_one_page(tmp_path, monkeypatch):
     monkeypatch.setenv("HALLUC_CACHE", str(tmp_path))
     for page in ledger.PAGES:
-        ledger.record(_tradeoff(page, f"mitigation of {page}"))
-    ledger.record(_tradeoff("ch04_1_balancing", "a second mitigation"))
+        ledger.record(_tradeoff(page, f"mitigation of {page}"), seed=0, scale="quick")
+    ledger.record(_tradeoff("ch04_1_balancing", "a second mitigation"), seed=0, scale="quick")
     monkeypatch.setattr(tradeoffs, "run_pages", lambda *a, **k: pytest.fail("no record is missing"))
     run = tradeoffs.run(tradeoffs.Config.for_scale("quick"), seed=0)
     assert len(run.table) == len(ledger.PAGES) + 1

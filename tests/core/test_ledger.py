@@ -22,11 +22,11 @@ def _tradeoff(**changes):
 
 def test_record_and_load_round_trip(tmp_path, monkeypatch):
     monkeypatch.setenv("HALLUC_CACHE", str(tmp_path))
-    assert ledger.load() == []
-    ledger.record(_tradeoff(page="ch04_6_abstention", mitigation="IDK fine-tuning"))
-    path = ledger.record(_tradeoff())
-    assert path.parent == tmp_path / "tradeoffs"
-    loaded = ledger.load()
+    assert ledger.load(seed=0, scale="quick") == []
+    ledger.record(_tradeoff(page="ch04_6_abstention", mitigation="IDK fine-tuning"), seed=0, scale="quick")
+    path = ledger.record(_tradeoff(), seed=0, scale="quick")
+    assert path.parent == tmp_path / "tradeoffs" / "quick" / "seed0"
+    loaded = ledger.load(seed=0, scale="quick")
     assert [t.page for t in loaded] == ["ch04_1_balancing", "ch04_6_abstention"]
     assert loaded[0].error == (0.9, 0.3) and math.isnan(loaded[0].ece[0])
 
@@ -44,6 +44,21 @@ def test_tradeoff_is_validated(changes, message):
         _tradeoff(**changes)
 
 
-def test_record_needs_a_tradeoff():
+def test_each_seed_and_scale_reads_only_its_own_records(tmp_path, monkeypatch):
+    """A seed sweep runs 4.1-4.6 at every seed before it runs 4.7: seed 0's table must not show seed 4's numbers."""
+    monkeypatch.setenv("HALLUC_CACHE", str(tmp_path))
+    for seed in range(3):
+        ledger.record_all([_tradeoff(error=(0.9, seed / 10))], seed=seed, scale="quick")
+    ledger.record(_tradeoff(error=(0.9, 0.5)), seed=0, scale="full")
+    assert [t.error[1] for seed in range(3) for t in ledger.load(seed=seed, scale="quick")] == [0.0, 0.1, 0.2]
+    assert [t.error[1] for t in ledger.load(seed=0, scale="full")] == [0.5]
+    assert ledger.load(seed=3, scale="quick") == []
+
+
+def test_record_needs_a_tradeoff_a_seed_and_a_scale():
     with pytest.raises(TypeError, match="tradeoff must be a Tradeoff"):
-        ledger.record({"mitigation": "x"})
+        ledger.record({"mitigation": "x"}, seed=0, scale="quick")
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        ledger.record(_tradeoff(), seed=-1, scale="quick")
+    with pytest.raises(ValueError, match="scale must be one of"):
+        ledger.load(seed=0, scale="huge")
