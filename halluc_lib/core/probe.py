@@ -185,11 +185,12 @@ def answers_from_logits(
         truth = torch.tensor([position[probes[i].answer] for i in idx])
         cand = candidate_ids(tokenizer, attr)
         rows = torch.tensor(idx)
-        probs = constrained_distribution(logits[rows], cand, calibration_temperature)
+        attr_logits = logits[rows]
+        probs = constrained_distribution(attr_logits, cand, calibration_temperature)
         if temperature == 0:
             pick = probs.argmax(-1)
         else:
-            pick = torch.multinomial((logits[rows][:, cand] / temperature).softmax(-1), 1, generator=generator)[:, 0]
+            pick = torch.multinomial((attr_logits[:, cand] / temperature).softmax(-1), 1, generator=generator)[:, 0]
         prediction[idx] = np.asarray(values, dtype=object)[pick.numpy()]
         correct[idx] = (pick == truth).numpy()
         confidence[idx] = probs.max(-1).values.numpy()

@@ -45,6 +45,18 @@ def test_tiny_gpt_size_and_forward(tokenizer):
     assert model(input_ids=ids).logits.shape == (2, 7, len(tokenizer))
 
 
+def test_tiny_gpt_names_its_loss_and_it_is_the_shifted_cross_entropy(tokenizer):
+    """transformers falls back, with a warning in every page's output, for a loss type it does not know."""
+    from transformers.loss.loss_utils import LOSS_MAPPING
+
+    model = models.tiny_gpt(tokenizer, n_layer=1, n_embd=32, n_head=2)
+    assert model.loss_type in LOSS_MAPPING
+    ids = torch.randint(0, len(tokenizer), (2, 7))
+    out = model(input_ids=ids, labels=ids)
+    by_hand = torch.nn.functional.cross_entropy(out.logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten())
+    torch.testing.assert_close(out.loss, by_hand)
+
+
 def test_tiny_berts(tokenizer):
     mlm = models.tiny_bert_mlm(tokenizer, n_layer=1, hidden=32, n_head=2)
     ids = torch.randint(5, len(tokenizer), (2, 6))
