@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .cache import cache_root
 from .files import atomic_write_text
-from .runtime import check_scale
+from .runtime import check_positive_int, check_scale
 
 #: The pages that record a trade-off, in book order.
 PAGES = (
@@ -71,8 +71,7 @@ class Tradeoff:
 def results_dir(*, seed: int, scale: str) -> Path:
     """Where the trade-offs measured at ``seed`` and ``scale`` are written: ``tradeoffs/<scale>/seed<seed>/`` in
     the model cache (see ``cache_root``)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    seed = check_positive_int("seed", seed, allow_zero=True)
     return cache_root() / "tradeoffs" / check_scale(scale) / f"seed{seed}"
 
 

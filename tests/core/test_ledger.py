@@ -58,7 +58,9 @@ def test_each_seed_and_scale_reads_only_its_own_records(tmp_path, monkeypatch):
 def test_record_needs_a_tradeoff_a_seed_and_a_scale():
     with pytest.raises(TypeError, match="tradeoff must be a Tradeoff"):
         ledger.record({"mitigation": "x"}, seed=0, scale="quick")
-    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+    with pytest.raises(ValueError, match="seed must be >= 0"):
         ledger.record(_tradeoff(), seed=-1, scale="quick")
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        ledger.load(seed="0", scale="quick")
     with pytest.raises(ValueError, match="scale must be one of"):
         ledger.load(seed=0, scale="huge")
