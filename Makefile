@@ -24,7 +24,7 @@ export HALLUC_CACHE := $(abspath _build/cache)
 # Where training runs log for TensorBoard (chapter 6.4): tensorboard --logdir _build/runs
 export HALLUC_RUNS := $(abspath _build/runs)
 
-.PHONY: book test setup browser lint unit execute standalone html student site pdf bench seeds lock clean
+.PHONY: book test setup browser lint unit execute standalone html student site pdf bench seeds device-wheels lock clean
 
 book: setup execute html
 	@echo "The book is in _build/html/index.html"
@@ -112,6 +112,12 @@ JOBS ?=
 seeds: setup
 	$(PY) -m halluc_lib.tools.sweep --seeds $(SEEDS) --scale $(SCALE) --device $(DEVICE) \
 		$(if $(PAGES),--pages $(PAGES)) $(if $(JOBS),--jobs $(JOBS))
+
+# The sweep on a borrowed GPU machine whose image lacks Jupyter and cannot download: the wheels it needs, for
+# its Python 3.12, into .whl/ (carry it); there, `python3 -m halluc_lib.tools.device_kit sweep --out DIR` (see
+# that module).
+device-wheels: setup
+	$(PY) -m halluc_lib.tools.device_kit wheels
 
 # Regenerate the constraints from this (passing) environment: exact versions, the CPU build's +cpu label dropped.
 lock: setup
