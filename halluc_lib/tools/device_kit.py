@@ -10,20 +10,28 @@ Three steps, each one command::
 
     make device-wheels                     # here: .whl/ holds what the image lacks, for its Python 3.12
     # there (the device tool's run, carrying .whl), one command:
-    python3 -m halluc_lib.tools.device_kit sweep --out $OUT --deadline 540 --scale full --device cuda --seeds 0 1 2
+    python3 -m halluc_lib.tools.device_kit sweep --out $OUT --deadline 540 --seeds 0 1 2 --commit HASH
     # here again, with the tarball that came back:
     .venv/bin/python -m halluc_lib.tools.device_kit unpack PATH/sweeps.tar.gz
 
-``sweep`` installs the carried wheels into a private folder, then runs the pages in *lanes*: one chapter's pages,
-in reading order, at one seed, per process — all lanes at once, so a GPU that small models leave mostly idle
-works on many pages together. A chapter stays in one lane because its pages share cached models and chapter
-4.7 reads what 4.1-4.6 recorded. Each finished page is merged into ``data/sweeps`` as it ends (the sweep
-tool's own merge, locked and atomic), and a tarball of the sweep files is rewritten under ``$OUT`` every few
-seconds, so whatever finished before the deadline comes back even if the command is killed. ``unpack`` merges
-the GPU runs of that tarball into this checkout's sweep files, leaving every other run as it was.
+``HASH`` is this checkout's ``git rev-parse HEAD``, typed into the command: the copy of the tree there has no git,
+and the records name the commit they ran.
+
+``sweep`` installs the carried wheels into a private folder and checks that they import, then runs the pages in
+*lanes*: one chapter's pages, in reading order, at one seed, per process, each lane with its own model cache —
+all lanes at once. Small models leave a GPU mostly idle while Python prepares the next step, so processes that
+take turns on it still get more done together than one after another. A chapter stays in one lane because its
+pages reuse each other's cached models and chapter 4.7 reads what 4.1-4.6 recorded; chapter 1 rides in chapter
+2's lane, because 2.1 reuses the model chapter 1 trains. Each finished page is merged into ``data/sweeps`` as it
+ends (the sweep tool's own merge, locked and atomic), and every 20 seconds a tarball of the sweep files is
+rewritten under ``$OUT``, so whatever finished before the deadline comes back even if the command is killed.
+``unpack`` merges the GPU runs of that tarball into this checkout's sweep files, leaving every other run as it
+was. No page has yet run at full scale on a GPU: the first session that does should read each page's time in
+the output and split a lane (``--pages``) that did not finish.
 
 Chapters 6.2 and 6.3 are left out by default: they read a pretrained MiniLM whose wheel (88 MB) is larger than
-what one device call may carry (64 MiB).
+what one device call may carry (64 MiB). ``DEVICE_IMAGE`` lists that machine's packages; for another machine
+that cannot download, edit it.
 
 Everything this module runs before the wheels are installed uses the standard library only.
 """
@@ -48,6 +56,9 @@ WHEELS = ROOT / ".whl"
 SITE = Path("/tmp/halluc-site")
 DEVICE_PYTHON = "3.12"
 DEVICE_PLATFORMS = (
+    "manylinux_2_35_x86_64",
+    "manylinux_2_34_x86_64",
+    "manylinux_2_31_x86_64",
     "manylinux_2_28_x86_64",
     "manylinux_2_27_x86_64",
     "manylinux_2_26_x86_64",
@@ -100,6 +111,9 @@ NEEDS_MINILM = ("ch06_2_corrected_script", "ch06_3_what_pretraining_buys")
 TARBALL = "sweeps.tar.gz"
 BOOK_ENVIRONMENT = {
     "PYTHONHASHSEED": "0",
+    # torch.cuda.is_available() asks NVML instead of starting CUDA, which a warm kernel's zygote must never do:
+    # a CUDA driver started before fork() is unusable in every page's kernel forked after it
+    "PYTORCH_NVML_BASED_CUDA_CHECK": "1",
     "HALLUC_CACHE": str(ROOT / "_build" / "cache"),
     "HALLUC_RUNS": str(ROOT / "_build" / "runs"),
 }
@@ -142,29 +156,46 @@ def download_wheels(dest: Path = WHEELS, constraints: Path = ROOT / "constraints
     return kept
 
 
+# What a lane imports, checked once before the lanes start; its output (the versions) heads the command's output.
+IMPORT_CHECK = (
+    "import datasketch, ipykernel, matplotlib, numpy, pandas, papermill, scipy, sklearn, torch, transformers\n"
+    "transformers.GPT2LMHeadModel, transformers.BertForMaskedLM\n"
+    "print('versions:', ', '.join(f'{m.__name__} {m.__version__}' for m in "
+    "(torch, transformers, numpy, pandas, scipy, sklearn, matplotlib)), '| cuda:', torch.cuda.is_available())"
+)
+
+
 def install_wheels(wheels: Path = WHEELS, site: Path = SITE) -> None:
-    """Install the carried wheels into ``site`` (no index, no dependencies: the image has the rest) and put it,
-    and this checkout, first on the path of this process and of every process it starts."""
+    """Install the carried wheels into ``site`` (no index, no dependencies: the image has the rest), put it and
+    this checkout first on the path of this process and of every process it starts, and check that a page's
+    libraries import there — before any lane starts, so a missing carry fails in seconds, not in every lane."""
     files = sorted(str(p) for p in wheels.glob("*.whl"))
-    if files:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-             "--no-cache-dir", "--upgrade", "--target", str(site), *files],
-            check=True,
-        )  # fmt: skip
+    if not files:
+        raise FileNotFoundError(f"no wheels in {wheels}: run `make device-wheels` here and carry {wheels.name}")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+         "--no-cache-dir", "--upgrade", "--target", str(site), *files],
+        check=True,
+    )  # fmt: skip
     paths = [str(site), str(ROOT)]
     os.environ["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [os.environ.get("PYTHONPATH")] if p])
     sys.path[:0] = paths
+    subprocess.run([sys.executable, "-c", IMPORT_CHECK], check=True)
+
+
+# Chapters whose pages run in another chapter's lane: 2.1 reuses the model chapter 1 trains.
+SHARES_LANE_WITH = {"01": "02"}
 
 
 def lanes(pages: list[str]) -> list[list[str]]:
-    """Group page slugs (``ch04_2_adversarial``) into lanes, one per chapter, keeping reading order in each."""
+    """Group page slugs (``ch04_2_adversarial``) into lanes, one per chapter (chapter 1 in chapter 2's), keeping
+    reading order in each."""
     groups: dict[str, list[str]] = {}
     for page in pages:
         match = re.match(r"ch(\d+)", page)
         if not match:
             raise ValueError(f"pages: {page!r} is not a page slug such as 'ch04_2_adversarial'")
-        groups.setdefault(match.group(1), []).append(page)
+        groups.setdefault(SHARES_LANE_WITH.get(match.group(1), match.group(1)), []).append(page)
     return list(groups.values())
 
 
@@ -175,7 +206,10 @@ def pack(sweep_dir: Path, out: Path, name: str = TARBALL) -> Path:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for path in sorted(sweep_dir.glob("*.json")):
-            tar.add(path, arcname=path.name)
+            data = path.read_bytes()  # one read: a lane may replace the file meanwhile, never truncate it
+            info = tarfile.TarInfo(path.name)
+            info.size, info.mtime = len(data), int(time.time())
+            tar.addfile(info, io.BytesIO(data))
     target = out / name
     fd, tmp = tempfile.mkstemp(dir=out, prefix=".tmp-", suffix=".tar.gz")
     with os.fdopen(fd, "wb") as handle:
@@ -226,43 +260,71 @@ def run_lanes(
     every: float = 20.0,
     on_tick: Callable[[], None] = lambda: None,
     log=sys.stdout,
+    envs: list[dict[str, str]] | None = None,
 ) -> list[int | None]:
-    """Start every command at once (each pinned to its share of the cores, output to ``log``); call ``on_tick``
-    every ``every`` seconds until all end or ``deadline`` seconds pass, then stop those still running. Returns
-    each command's exit status (``None``: stopped at the deadline)."""
+    """Start every command at once (each pinned to its share of the cores, with ``envs[i]`` added to its
+    environment, output to ``log``); call ``on_tick`` every ``every`` seconds until all end or ``deadline``
+    seconds pass, then stop those still running and call it once more. Returns each command's exit status
+    (``None``: stopped at the deadline). A failing ``on_tick`` is reported, never allowed to leave lanes running."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    envs = envs if envs is not None else [{} for _ in commands]
     procs = []
-    for cmd, share in zip(commands, core_shares(len(commands), cores), strict=True):
-        pin = (lambda s=share: os.sched_setaffinity(0, s)) if share else None
-        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin))
-    start = time.monotonic()
-    while any(p.poll() is None for p in procs) and time.monotonic() - start < deadline:
-        time.sleep(min(every, max(0.1, deadline - (time.monotonic() - start))))
-        on_tick()
-    codes = []
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-            codes.append(None)
-        else:
-            codes.append(p.returncode)
-    on_tick()
+
+    def tick():
+        try:
+            on_tick()
+        except Exception as exc:  # noqa: BLE001 - a failed pack must not stop the sweep; the next tick retries
+            print(f"on_tick failed: {exc!r}", file=sys.stderr, flush=True)
+
+    try:
+        for cmd, share, extra in zip(commands, core_shares(len(commands), cores), envs, strict=True):
+            pin = (lambda s=share: os.sched_setaffinity(0, s)) if share else None
+            env = os.environ | extra
+            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin, env=env))
+        start = time.monotonic()
+        while any(p.poll() is None for p in procs) and time.monotonic() - start < deadline:
+            time.sleep(min(every, max(0.1, deadline - (time.monotonic() - start))))
+            tick()
+    finally:
+        codes = [_stop(p) for p in procs]
+        tick()
     return codes
 
 
+def _stop(proc: subprocess.Popen) -> int | None:
+    """``proc``'s exit status, or ``None`` after stopping it (politely, then not)."""
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return None
+
+
 def device_sweep(
-    out: Path, *, deadline: float, seeds: list[int], scale: str, device: str, pages: list[str] | None
+    out: Path,
+    *,
+    deadline: float,
+    seeds: list[int],
+    scale: str,
+    device: str,
+    pages: list[str] | None,
+    warm: bool = True,
+    commit: str | None = None,
 ) -> list[int | None]:
     """Install the carried wheels, then sweep every lane at every seed at once until ``deadline`` seconds have
-    passed, packing the sweep files into ``out`` as pages finish. Returns each lane's exit status."""
+    passed, packing the sweep files into ``out`` every 20 s. ``warm=False``: ordinary kernels in every lane;
+    ``commit``: what the records name as the commit that ran. Returns each lane's exit status (``None``: stopped
+    at the deadline)."""
     start = time.monotonic()
-    install_wheels()
     for name, value in BOOK_ENVIRONMENT.items():  # what `make` exports for the build and the sweep
         os.environ.setdefault(name, value)
+    if commit:
+        os.environ["HALLUC_COMMIT"] = commit
+    install_wheels()
     from ..core.sweeps import SWEEP_DIR  # deferred: importable only now that the wheels are installed
     from .build import experiment_notebooks  # deferred: likewise
 
@@ -271,24 +333,42 @@ def device_sweep(
     unknown = sorted(set(chosen) - set(every))
     if unknown:
         raise ValueError(f"pages: unknown {unknown}; accepted values: {every}")
+    units = [(lane, seed) for lane in lanes(chosen) for seed in seeds]
     commands = [
         [sys.executable, "-m", "halluc_lib.tools.sweep", "--seeds", str(seed), "--scale", scale,
-         "--device", device, "--jobs", "1", "--pages", *lane]
-        for lane in lanes(chosen)
-        for seed in seeds
+         "--device", device, "--jobs", "1", *([] if warm else ["--cold-kernels"]), "--pages", *lane]
+        for lane, seed in units
     ]  # fmt: skip
+    cache = Path(os.environ["HALLUC_CACHE"])
+    envs = [{"HALLUC_CACHE": str(cache / f"lane{i}")} for i in range(len(units))]  # no two lanes race on a model
     print(f"{len(commands)} lanes ({len(chosen)} pages x {len(seeds)} seeds) until {deadline:.0f} s", flush=True)
-    with open(out / "device_sweep.log", "w") as log:
+    log_path = out / "device_sweep.log"
+    with open(log_path, "w") as log:
         codes = run_lanes(
             commands,
             deadline=deadline - (time.monotonic() - start) - 15,  # 15 s to stop the lanes and pack
             on_tick=lambda: pack(SWEEP_DIR, out),
             log=log,
+            envs=envs,
         )
-    with open(out / "device_sweep.log") as log:
-        print("".join(line for line in log if line.startswith("seed ")), end="")
-    print(f"lanes: {sum(c == 0 for c in codes)} passed, {sum(c is None for c in codes)} stopped at the deadline")
+    lines = log_path.read_text(errors="replace").splitlines()
+    print("\n".join(line for line in lines if line.startswith("seed ")))
+    for (lane, seed), code in zip(units, codes, strict=True):
+        if code not in (0, None):
+            print(f"lane {lane[0]}.. seed {seed} exited {code}; the log's end:\n" + "\n".join(lines[-40:]))
+            break
+    stopped = [f"{lane[0]}.. seed {seed}" for (lane, seed), code in zip(units, codes, strict=True) if code is None]
+    print(f"lanes: {codes.count(0)} passed, {len(codes) - codes.count(0) - len(stopped)} failed, "
+          f"{len(stopped)} stopped at the deadline {stopped}")  # fmt: skip
     return codes
+
+
+def exit_status(codes: list[int | None]) -> int:
+    """The sweep command's exit status: 0 when every lane finished and passed, 1 when one failed (a claim or a
+    cell), 2 when none failed but some were stopped at the deadline."""
+    if any(code not in (0, None) for code in codes):
+        return 1
+    return 2 if None in codes else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--scale", default="full")
     sweep.add_argument("--device", default="cuda")
     sweep.add_argument("--pages", nargs="*", default=None, help="page slugs (default: all but chapters 6.2, 6.3)")
+    sweep.add_argument("--cold-kernels", action="store_true", help="ordinary kernels, not forks of a warm one")
+    sweep.add_argument("--commit", default=None, help="this checkout's commit (the copy there has no git)")
     back = sub.add_parser("unpack", help="here: merge the GPU runs of a tarball into data/sweeps")
     back.add_argument("tarball", type=Path)
     back.add_argument("--device-kind", default="cuda")
@@ -314,9 +396,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.deadline <= 30:
             parser.error(f"--deadline must be more than 30 seconds; got {args.deadline}")
         codes = device_sweep(
-            args.out, deadline=args.deadline, seeds=args.seeds, scale=args.scale, device=args.device, pages=args.pages
+            args.out,
+            deadline=args.deadline,
+            seeds=args.seeds,
+            scale=args.scale,
+            device=args.device,
+            pages=args.pages,
+            warm=not args.cold_kernels,
+            commit=args.commit,
         )
-        return 0 if all(c == 0 for c in codes) else 1
+        return exit_status(codes)
     merged = unpack(args.tarball, device_kind=args.device_kind)
     print(f"merged {len(merged)} runs: {sorted(set(p for p, _ in merged))}")
     return 0

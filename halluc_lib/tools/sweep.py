@@ -34,15 +34,19 @@ from .build import BUILD, ROOT, experiment_notebooks
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 
 
+COMMIT_ENV = "HALLUC_COMMIT"
+
+
 def git_commit(root: Path = ROOT) -> str | None:
-    """The commit the working tree is at (``None`` outside a git checkout); ``+`` marks uncommitted changes."""
+    """The commit the working tree is at; ``+`` marks uncommitted changes. Outside a git checkout (a copy of the
+    tree on a borrowed machine), ``$HALLUC_COMMIT`` if set, else ``None``."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        return None
+        return os.environ.get(COMMIT_ENV) or None
     return commit + ("+" if dirty.strip() else "")
 
 
@@ -106,13 +110,23 @@ def run_page(notebook: Path, *, seed: int, scale: str, device: str, out: Path, k
     return record
 
 
-def sweep_seed(seed: int, pages: list[Path], *, scale: str, device: str, cores: list[int] | None, sweep_dir: Path):
-    """Run ``pages`` in order at one seed (pinned to ``cores`` when given); merge each record as it finishes."""
+def sweep_seed(
+    seed: int,
+    pages: list[Path],
+    *,
+    scale: str,
+    device: str,
+    cores: list[int] | None,
+    sweep_dir: Path,
+    warm: bool = True,
+):
+    """Run ``pages`` in order at one seed (pinned to ``cores`` when given); merge each record as it finishes.
+    ``warm=False`` starts every page in an ordinary kernel instead of a fork of a warm one."""
     if cores:
         os.sched_setaffinity(0, cores)  # the kernels papermill starts inherit it; runtime.setup counts these cores
     out = BUILD / "sweep" / scale / f"seed{seed}"
     summary = []
-    with warm_kernels() as kernel:  # started after the pinning above: its kernels inherit the cores
+    with warm_kernels(enabled=warm) as kernel:  # started after the pinning above: its kernels inherit the cores
         for nb in pages:
             record = run_page(nb, seed=seed, scale=scale, device=device, out=out, kernel=kernel)
             merge_run(nb.stem, record, sweep_dir)
@@ -153,8 +167,10 @@ def sweep(
     pages: list[str] | None = None,
     jobs: int | None = None,
     sweep_dir: Path = sweeps.SWEEP_DIR,
+    warm: bool = True,
 ) -> list[tuple]:
-    """Execute ``pages`` at every seed and merge the records into the sweep files; return (page, seed, s, status)."""
+    """Execute ``pages`` at every seed and merge the records into the sweep files; return (page, seed, s, status).
+    ``warm=False``: ordinary kernels (see :func:`sweep_seed`)."""
     scale = check_scale(scale)
     seeds = [check_positive_int("seeds", s, allow_zero=True) for s in seeds]
     chosen = select_pages(pages)
@@ -165,13 +181,22 @@ def sweep(
         return [
             row
             for s in seeds
-            for row in sweep_seed(s, chosen, scale=scale, device=device, cores=None, sweep_dir=sweep_dir)
+            for row in sweep_seed(s, chosen, scale=scale, device=device, cores=None, sweep_dir=sweep_dir, warm=warm)
         ]
     groups = core_groups(jobs, cores)
     results = []
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = [
-            pool.submit(sweep_seed, s, chosen, scale=scale, device=device, cores=groups[i % jobs], sweep_dir=sweep_dir)
+            pool.submit(
+                sweep_seed,
+                s,
+                chosen,
+                scale=scale,
+                device=device,
+                cores=groups[i % jobs],
+                sweep_dir=sweep_dir,
+                warm=warm,
+            )
             for i, s in enumerate(seeds)
         ]
         for f in futures:
@@ -186,8 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--pages", nargs="*", default=None, help="page slugs, e.g. ch02_6_conflicts (default: all)")
     parser.add_argument("--jobs", type=int, default=None, help="seeds run at once (default: one per 8 cores)")
+    parser.add_argument("--cold-kernels", action="store_true", help="ordinary kernels, not forks of a warm one")
     args = parser.parse_args(argv)
-    results = sweep(args.seeds, scale=args.scale, device=args.device, pages=args.pages, jobs=args.jobs)
+    results = sweep(
+        args.seeds, scale=args.scale, device=args.device, pages=args.pages, jobs=args.jobs, warm=not args.cold_kernels
+    )
     bad = [r for r in results if r[3] != "ok"]
     print(f"{len(results) - len(bad)} of {len(results)} runs passed")
     return 1 if bad else 0

@@ -31,9 +31,9 @@ def test_only_what_the_image_lacks_is_carried_but_the_pinned_hugging_face_stack_
     assert "papermill" not in device_kit.DEVICE_IMAGE and "numpy" in device_kit.DEVICE_IMAGE
 
 
-def test_a_chapter_stays_in_one_lane_in_reading_order():
-    pages = ["ch01_concepts", "ch04_1_balancing", "ch04_2_adversarial", "ch04_7_tradeoffs", "ch05_1_finance"]
-    assert device_kit.lanes(pages) == [["ch01_concepts"], pages[1:4], ["ch05_1_finance"]]
+def test_a_chapter_stays_in_one_lane_in_reading_order_and_chapter_1_rides_with_2():
+    pages = ["ch01_concepts", "ch02_1_exposure", "ch04_1_balancing", "ch04_2_adversarial", "ch04_7_tradeoffs"]
+    assert device_kit.lanes(pages) == [pages[:2], pages[2:]]
     with pytest.raises(ValueError, match="pages: 'preface' is not a page slug"):
         device_kit.lanes(["preface"])
 
@@ -81,6 +81,30 @@ def test_lanes_run_at_once_and_those_past_the_deadline_are_stopped(tmp_path):
     assert "fast" in (tmp_path / "log").read_text()
 
 
+def test_a_failing_tick_never_leaves_a_lane_running(tmp_path, capsys):
+    def broken_pack():
+        raise OSError("disk full")
+
+    start = time.monotonic()
+    with open(tmp_path / "log", "w") as log:
+        codes = device_kit.run_lanes(
+            [[sys.executable, "-c", "import time; time.sleep(60)"]],
+            deadline=1.0,
+            every=0.2,
+            on_tick=broken_pack,
+            log=log,
+            envs=[{"LANE": "x"}],
+        )
+    assert codes == [None] and time.monotonic() - start < 30
+    assert "on_tick failed: OSError('disk full')" in capsys.readouterr().err
+
+
+def test_the_exit_status_tells_a_failure_from_a_deadline():
+    assert device_kit.exit_status([0, 0]) == 0
+    assert device_kit.exit_status([0, None]) == 2
+    assert device_kit.exit_status([None, 1]) == 1
+
+
 def test_the_sweep_command_refuses_a_deadline_it_could_not_keep(capsys):
     with pytest.raises(SystemExit):
         device_kit.main(["sweep", "--out", "x", "--deadline", "10"])
@@ -116,18 +140,26 @@ def test_the_downloaded_wheels_are_filtered_and_must_fit_a_device_call(tmp_path,
 def test_the_device_sweep_runs_each_chapter_at_each_seed_in_its_own_lane(tmp_path, monkeypatch):
     started = {}
 
-    def fake_lanes(commands, *, deadline, on_tick, log):
-        started["commands"], started["deadline"] = commands, deadline
+    def fake_lanes(commands, *, deadline, on_tick, log, envs):
+        started.update(commands=commands, deadline=deadline, envs=envs)
         log.write("seed 0 ch02_4_imbalance: 1 s ok\n")
         return [0] * len(commands)
 
     monkeypatch.setattr(device_kit, "install_wheels", lambda: None)
     monkeypatch.setattr(device_kit, "run_lanes", fake_lanes)
     monkeypatch.setattr(device_kit, "BOOK_ENVIRONMENT", {})
-    codes = device_kit.device_sweep(tmp_path, deadline=100, seeds=[0, 1], scale="full", device="cuda", pages=None)
+    monkeypatch.setenv("HALLUC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HALLUC_COMMIT", raising=False)
+    codes = device_kit.device_sweep(
+        tmp_path, deadline=100, seeds=[0, 1], scale="full", device="cuda", pages=None, warm=False, commit="abc"
+    )
     lanes = [(c[c.index("--seeds") + 1], c[c.index("--pages") + 1 :]) for c in started["commands"]]
     assert codes == [0] * len(lanes) and 80 < started["deadline"] < 100
-    assert ("1", ["ch01_concepts"]) in lanes
+    assert ("1", ["ch01_concepts", "ch02_1_exposure"]) == (lanes[1][0], lanes[1][1][:2])
+    assert all("--cold-kernels" in c for c in started["commands"])
+    caches = [env["HALLUC_CACHE"] for env in started["envs"]]
+    assert len(set(caches)) == len(lanes) and all(c.startswith(str(tmp_path / "cache")) for c in caches)
+    assert device_kit.os.environ["HALLUC_COMMIT"] == "abc", "the records name the commit typed in"
     chapter_4 = [pages for seed, pages in lanes if seed == "0" and pages[0].startswith("ch04")]
     assert chapter_4 == [sorted(chapter_4[0])] and chapter_4[0][-1] == "ch04_7_tradeoffs"
     assert not any(p in device_kit.NEEDS_MINILM for _, pages in lanes for p in pages), "MiniLM is not carried"
@@ -136,9 +168,17 @@ def test_the_device_sweep_runs_each_chapter_at_each_seed_in_its_own_lane(tmp_pat
 
 
 def test_installing_the_wheels_puts_them_and_the_checkout_first_on_every_path(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="no wheels in .*: run `make device-wheels` here and carry"):
+        device_kit.install_wheels(tmp_path / "no-wheels", tmp_path / "site")
+    ran = []
+    monkeypatch.setattr(device_kit.subprocess, "run", lambda cmd, check: ran.append(cmd))
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
     monkeypatch.setattr(device_kit.sys, "path", list(device_kit.sys.path))
-    device_kit.install_wheels(tmp_path / "no-wheels", tmp_path / "site")
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "papermill-2.7.0-py3-none-any.whl").write_bytes(b"")
+    device_kit.install_wheels(tmp_path / "w", tmp_path / "site")
+    assert ran[0][-1].endswith("papermill-2.7.0-py3-none-any.whl") and "--no-index" in ran[0]
+    assert ran[1][-1] == device_kit.IMPORT_CHECK, "the libraries are checked before any lane starts"
     assert device_kit.os.environ["PYTHONPATH"].split(":") == [
         str(tmp_path / "site"),
         str(device_kit.ROOT),

@@ -102,3 +102,10 @@ def test_pages_that_check_no_claims_are_neither_swept_nor_on_the_robustness_page
     assert [p.stem for p in sweep.select_pages(None, root)] == ["ch_x"]
     text = build.robustness_markdown(root, tmp_path / "sweeps")
     assert "## ch_x" in text and "ch_y" not in text
+
+
+def test_outside_git_the_commit_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv(sweep.COMMIT_ENV, raising=False)
+    assert sweep.git_commit(tmp_path) is None, "not a checkout, and nothing said which commit it is"
+    monkeypatch.setenv(sweep.COMMIT_ENV, "24ebf94")
+    assert sweep.git_commit(tmp_path) == "24ebf94"
