@@ -50,8 +50,10 @@ def test_run_reads_the_coverage_of_every_experiment_page(tmp_path):
 
 
 def test_the_committed_sweep_is_what_the_faq_says():
-    """The FAQ's answer about model size says the committed sweep holds quick-scale runs only."""
+    """The FAQ's answer about model size says the committed sweep holds every page at quick scale, and chapter 2.1
+    alone at full scale, once, on a CPU."""
     pages = [nb.stem for nb in findings.chapter_notebooks(ROOT / "book")]
     coverage = findings.coverage(pages)
     assert faq.swept_at(coverage, "quick") == pages
-    assert faq.swept_at(coverage, "full") == []
+    assert faq.swept_at(coverage, "full") == ["ch02_1_exposure"]
+    assert coverage.loc["ch02_1_exposure"].filter(like="full on").to_dict() == {"full on cpu": 1}
