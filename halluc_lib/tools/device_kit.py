@@ -322,11 +322,13 @@ def device_sweep(
     start = time.monotonic()
     for name, value in BOOK_ENVIRONMENT.items():  # what `make` exports for the build and the sweep
         os.environ.setdefault(name, value)
-    if commit:
-        os.environ["HALLUC_COMMIT"] = commit
     install_wheels()
     from ..core.sweeps import SWEEP_DIR  # deferred: importable only now that the wheels are installed
     from .build import experiment_notebooks  # deferred: likewise
+    from .sweep import COMMIT_ENV  # deferred: likewise
+
+    if commit:
+        os.environ[COMMIT_ENV] = commit  # read by the lanes' sweep tool, which finds no git there
 
     every = [nb.stem for nb in experiment_notebooks(ROOT)]
     chosen = pages if pages else [p for p in every if p not in NEEDS_MINILM]
